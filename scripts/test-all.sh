@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what the tests need (scripts/setup.sh) and runs every test suite. Run as root:
+# the Linux end-to-end suites create users, network namespaces and tun devices.
+#
+#   sudo scripts/test-all.sh            everything (what CI runs)
+#   STAGES="unit wine" scripts/test-all.sh   only some stages
+#
+# Stages: lint, unit, wine, e2e, fuzz. Each stage prints its own header; the script stops at
+# the first failing stage and exits non-zero.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+STAGES="${STAGES:-lint unit wine e2e fuzz}"
+started=$(date +%s)
+
+stage() { printf '\n======== %s ========\n' "$*"; }
+want() { [[ " $STAGES " == *" $1 "* ]]; }
+
+stage "setup"
+scripts/setup.sh
+
+if want lint; then
+    stage "lint: rustfmt and clippy (Linux and Windows targets)"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy --workspace --all-targets --quiet --target x86_64-pc-windows-gnu -- -D warnings
+fi
+
+if want unit; then
+    stage "unit and integration tests (Linux)"
+    cargo test --workspace --quiet
+fi
+
+if want wine; then
+    stage "Windows tests under Wine"
+    cargo test --workspace --quiet --target x86_64-pc-windows-gnu
+fi
+
+if want e2e; then
+    stage "Linux end-to-end tests (root, namespaces, real openvpn)"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the end-to-end tests need root" >&2
+        exit 1
+    fi
+    for t in tests/e2e/*.sh; do
+        [ -e "$t" ] || continue
+        echo "-- $t"
+        "$t"
+    done
+fi
+
+if want fuzz; then
+    stage "fuzz smoke runs"
+    scripts/fuzz-smoke.sh
+fi
+
+stage "all stages passed in $(( $(date +%s) - started )) s: $STAGES"
