@@ -7,6 +7,8 @@ use openvpnserv_settings::{linux as settings_file, Instance, Settings};
 
 use crate::cli::Cli;
 
+pub mod network;
+
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
 pub fn load_settings(cli: &Cli, instance: &Instance) -> Result<(Settings, Option<String>), String> {

@@ -1,0 +1,5 @@
+//! The sans-IO session core: what a session may change and how it is undone.
+//!
+//! Platform code performs the changes; this crate decides and keeps the books, so that the
+//! rules are tested without an operating system.
+#![forbid(unsafe_code)]
