@@ -1,0 +1,1 @@
+//! A real openvpn server (and certificates) in a test namespace.

@@ -1,0 +1,1 @@
+//! Unprivileged test users, created and removed by the harness.
