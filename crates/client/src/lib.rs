@@ -1,7 +1,18 @@
-//! Client of the OpenVPN interactive service (the GUI's side of the protocol).
+//! Client of the `OpenVPN` interactive service: the GUI's side of the protocol, as a library
+//! and as the `iservice` command.
 //!
-//! The wire formats come from `openvpnserv-proto`; this crate adds the transports (the
-//! Windows pipe, the Linux socket) and the `iservice` command.
-#![forbid(unsafe_code)]
+//! * [`service`]: connect to the service (Linux socket, Windows pipe with the server-PID
+//!   check), send the startup message, get the PID or a typed error, hear late errors.
+//! * [`mgmt`]: openvpn's management interface protocol, sans-IO.
+//! * [`connect`]: what `iservice connect` does, as a sans-IO session plus a small driver.
+//!
+//! The wire formats come from `openvpnserv-proto`. Only [`service::windows`] holds `unsafe`
+//! code (one documented call); everything else forbids it.
+#![deny(unsafe_code)]
+
+pub mod connect;
+pub mod mgmt;
+pub mod service;
+pub mod ui;
 
 pub use openvpnserv_proto::{Reply, StartupMessage};

@@ -1,0 +1,21 @@
+//! `iservice connect`: start openvpn through the service and drive it over its management
+//! interface.
+//!
+//! * [`options`]: what the service is asked to run;
+//! * [`session`]: the management conversation, sans-IO;
+//! * [`outcome`]: how the command ends (exit codes);
+//! * [`event`]: what is reported (terminal or JSON);
+//! * [`driver`]: the loop that joins the service, the management socket, the user and Ctrl-C.
+
+pub mod driver;
+pub mod event;
+pub mod options;
+pub mod outcome;
+pub mod session;
+mod signal;
+
+pub use driver::{run, Prompter, RunOptions, Sink};
+pub use event::{Event, Record};
+pub use options::{LaunchPlan, PasswordSource};
+pub use outcome::{Facts, Outcome};
+pub use session::{Action, Answer, Credentials, PromptRequest, Session, SessionConfig};

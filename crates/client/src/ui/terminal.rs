@@ -1,0 +1,193 @@
+//! The live terminal display: a spinner line with the current state and the elapsed time,
+//! and one printed line per milestone (state transitions, addresses, errors).
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::connect::Event;
+use crate::mgmt::StateName;
+
+/// Shows events on stderr.
+pub struct TerminalSink {
+    spinner: Option<ProgressBar>,
+    live: bool,
+    verbose: bool,
+    status: String,
+    elapsed: Duration,
+}
+
+impl TerminalSink {
+    /// A display on stderr; the spinner only when stderr is a terminal. `verbose` shows
+    /// openvpn's whole log instead of its warnings and errors.
+    pub fn new(verbose: bool) -> Self {
+        let mut sink = Self {
+            spinner: None,
+            live: std::io::stderr().is_terminal(),
+            verbose,
+            status: "contacting the service".to_owned(),
+            elapsed: Duration::ZERO,
+        };
+        sink.show_spinner();
+        sink
+    }
+
+    fn show_spinner(&mut self) {
+        if !self.live || self.spinner.is_some() {
+            return;
+        }
+        let bar = ProgressBar::new_spinner().with_elapsed(self.elapsed);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(self.status.clone());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.spinner = Some(bar);
+    }
+
+    fn line(&self, text: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn set_status(&mut self, status: String) {
+        if let Some(bar) = &self.spinner {
+            bar.set_message(status.clone());
+        }
+        self.status = status;
+    }
+
+    fn stamp(&self, text: &str) {
+        self.line(&format!("[{:>6.1}s] {text}", self.elapsed.as_secs_f64()));
+    }
+}
+
+impl crate::connect::Sink for TerminalSink {
+    #[allow(clippy::too_many_lines)] // one arm per event kind
+    fn event(&mut self, elapsed: Duration, event: &Event) {
+        self.elapsed = elapsed;
+        match event {
+            Event::ServiceConnected { endpoint } => {
+                if self.verbose {
+                    self.stamp(&format!("connected to the service at {endpoint}"));
+                }
+            }
+            Event::Started { pid, management } => {
+                self.stamp(&format!("openvpn started by the service (process {pid})"));
+                if self.verbose {
+                    self.stamp(&format!("management interface: {management}"));
+                }
+                self.set_status("starting openvpn".to_owned());
+            }
+            Event::Refused { .. } | Event::PasswordRequest { .. } => {}
+            Event::ManagementConnected
+            | Event::Hold { .. }
+            | Event::Info { .. }
+            | Event::Notification { .. } => {
+                if self.verbose {
+                    self.stamp(&format!("{event:?}"));
+                }
+            }
+            Event::State {
+                state,
+                description,
+                local_ipv4,
+                local_ipv6,
+                remote_address,
+                remote_port,
+                ..
+            } => {
+                let name = StateName::parse(state);
+                let mut text = format!("{state:<12} {}", name.describe());
+                if !description.is_empty() {
+                    let _ = write!(text, " ({description})");
+                }
+                let addresses: Vec<&str> = [local_ipv4, local_ipv6]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                if !addresses.is_empty() {
+                    let _ = write!(text, ": {}", addresses.join(", "));
+                }
+                if let (StateName::Connected, Some(remote)) = (&name, remote_address) {
+                    let port = remote_port.map_or_else(String::new, |p| format!(":{p}"));
+                    let _ = write!(text, " via {remote}{port}");
+                }
+                self.stamp(&text);
+                let status = if name == StateName::Connected {
+                    format!("connected {}", addresses.join(" "))
+                } else {
+                    format!("{state} {}", name.describe())
+                };
+                self.set_status(status);
+            }
+            Event::Log { level, message } => {
+                let shown = self.verbose && *level != "debug"
+                    || matches!(*level, "fatal" | "error" | "warning");
+                if shown {
+                    self.stamp(&format!("openvpn {level}: {message}"));
+                }
+            }
+            Event::AuthFailed { kind, retry } => {
+                let next = if *retry { "; try again" } else { "" };
+                self.stamp(&format!("authentication failed ({kind}){next}"));
+            }
+            Event::Bytecount {
+                bytes_in,
+                bytes_out,
+            } => {
+                if self.status.starts_with("connected") {
+                    let base = self
+                        .status
+                        .split(" · ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.set_status(format!(
+                        "{base} · in {} · out {}",
+                        super::bytes(*bytes_in),
+                        super::bytes(*bytes_out)
+                    ));
+                }
+            }
+            Event::Fatal { message } => self.stamp(&format!("openvpn fatal error: {message}")),
+            Event::ServiceError {
+                code,
+                function,
+                text,
+                ..
+            } => self.stamp(&format!(
+                "service: {}",
+                crate::service::describe(*code, function, text)
+            )),
+            Event::Stopping { reason } => {
+                self.stamp(&format!("disconnecting ({reason})"));
+                self.set_status("disconnecting".to_owned());
+            }
+            Event::Warning { message } => self.stamp(&format!("warning: {message}")),
+            Event::Exit { code, message, .. } => {
+                if let Some(bar) = self.spinner.take() {
+                    bar.finish_and_clear();
+                }
+                let prefix = if *code == 0 { "" } else { "error: " };
+                eprintln!("iservice: {prefix}{message}");
+            }
+        }
+    }
+
+    fn prompting(&mut self, active: bool) {
+        if active {
+            if let Some(bar) = self.spinner.take() {
+                bar.finish_and_clear();
+            }
+        } else {
+            self.show_spinner();
+        }
+    }
+}
