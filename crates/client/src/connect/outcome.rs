@@ -20,6 +20,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in exit-code order.
+    pub const ALL: [Outcome; 7] = [
+        Self::Disconnected,
+        Self::LocalError,
+        Self::ServiceUnavailable,
+        Self::Refused,
+        Self::AuthFailed,
+        Self::OpenvpnFailed,
+        Self::Interrupted,
+    ];
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {

@@ -87,6 +87,9 @@ enum Auth {
 /// The sans-IO management stream parser.
 #[derive(Debug)]
 pub struct Parser {
+    /// Bytes fed and not parsed yet.
+    input: Vec<u8>,
+    /// The line being collected.
     buf: Vec<u8>,
     skipping: bool,
     auth: Auth,
@@ -106,6 +109,7 @@ impl Parser {
     /// A parser for a fresh connection.
     pub fn new() -> Self {
         Self {
+            input: Vec::new(),
             buf: Vec::new(),
             skipping: false,
             auth: Auth::Start,
@@ -130,47 +134,60 @@ impl Parser {
         self.pending.len()
     }
 
-    /// Feeds bytes read from the connection.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
-                let (head, rest) = bytes.split_at(nl);
-                bytes = &rest[1..];
-                if self.skipping {
-                    self.skipping = false;
-                    self.buf.clear();
-                    continue;
-                }
-                if self.buf.len() + head.len() > MAX_LINE {
-                    self.buf.clear();
-                    self.out.push_back(Err(ParseError::LineTooLong));
-                    continue;
-                }
-                self.buf.extend_from_slice(head);
-                let mut line = std::mem::take(&mut self.buf);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.line(&String::from_utf8_lossy(&line));
-            } else {
-                if !self.skipping {
-                    if self.buf.len() + bytes.len() > MAX_LINE {
-                        self.buf.clear();
-                        self.skipping = true;
-                        self.out.push_back(Err(ParseError::LineTooLong));
-                    } else {
-                        self.buf.extend_from_slice(bytes);
-                    }
-                }
-                bytes = &[];
-            }
-        }
-        self.prompt_without_line_end();
+    /// Feeds bytes read from the connection. They are parsed lazily by
+    /// [`Parser::next_output`], one line at a time, so that a command sent in answer to one
+    /// line is expected before the following lines are read.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
     }
 
     /// The next recognised item, if any.
     pub fn next_output(&mut self) -> Option<Result<Output, ParseError>> {
-        self.out.pop_front()
+        loop {
+            if let Some(out) = self.out.pop_front() {
+                return Some(out);
+            }
+            if self.input.is_empty() {
+                return None;
+            }
+            self.step();
+        }
+    }
+
+    /// Consumes one line, or all input when it holds no line end.
+    fn step(&mut self) {
+        let Some(nl) = self.input.iter().position(|&b| b == b'\n') else {
+            let rest = std::mem::take(&mut self.input);
+            if !self.skipping {
+                if self.buf.len() + rest.len() > MAX_LINE {
+                    self.buf.clear();
+                    self.skipping = true;
+                    self.out.push_back(Err(ParseError::LineTooLong));
+                } else {
+                    self.buf.extend_from_slice(&rest);
+                }
+            }
+            self.prompt_without_line_end();
+            return;
+        };
+        let head: Vec<u8> = self.input.drain(..=nl).collect();
+        let head = &head[..nl];
+        if self.skipping {
+            self.skipping = false;
+            self.buf.clear();
+            return;
+        }
+        if self.buf.len() + head.len() > MAX_LINE {
+            self.buf.clear();
+            self.out.push_back(Err(ParseError::LineTooLong));
+            return;
+        }
+        self.buf.extend_from_slice(head);
+        let mut line = std::mem::take(&mut self.buf);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        self.line(&String::from_utf8_lossy(&line));
     }
 
     /// The prompt is the only text openvpn sends without a line end.
