@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+/// The JSON Schema (draft 2020-12) every `--json` line satisfies.
+pub const EVENTS_SCHEMA: &str = include_str!("../../schema/events.schema.json");
+
 use crate::mgmt::{LogLine, StateInfo};
 
 /// One reported event. In JSON the variant name is the `event` field.

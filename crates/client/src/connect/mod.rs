@@ -15,7 +15,7 @@ pub mod session;
 mod signal;
 
 pub use driver::{run, Prompter, RunOptions, Sink};
-pub use event::{Event, Record};
+pub use event::{Event, Record, EVENTS_SCHEMA};
 pub use options::{LaunchPlan, PasswordSource};
 pub use outcome::{Facts, Outcome};
 pub use session::{Action, Answer, Credentials, PromptRequest, Session, SessionConfig};

@@ -104,7 +104,7 @@ impl crate::connect::Sink for TerminalSink {
             } => {
                 let name = StateName::parse(state);
                 let mut text = format!("{state:<12} {}", name.describe());
-                if !description.is_empty() {
+                if !description.is_empty() && description != "SUCCESS" {
                     let _ = write!(text, " ({description})");
                 }
                 let addresses: Vec<&str> = [local_ipv4, local_ipv6]
