@@ -89,14 +89,22 @@ fn options_are_what_the_gui_passes_and_pass_the_policy() {
 fn plan_uses_the_config_directory_and_the_bare_name() {
     let mgmt = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
     let password = Zeroizing::new("pw".to_owned());
+    let (dir, config) = if cfg!(windows) {
+        (
+            r"C:\Program Files\OpenVPN\config",
+            r"C:\Program Files\OpenVPN\config\work.conf",
+        )
+    } else {
+        ("/etc/openvpn/client", "/etc/openvpn/client/work.conf")
+    };
     let plan = LaunchPlan::new(
-        Path::new("/etc/openvpn/client/work.conf"),
+        Path::new(config),
         password.clone(),
         PasswordSource::Stdin,
         mgmt,
     )
     .unwrap();
-    assert_eq!(plan.working_dir, "/etc/openvpn/client");
+    assert_eq!(plan.working_dir, dir);
     assert!(plan.options.starts_with("--config work.conf "));
     let message = plan.startup_message();
     assert_eq!(message.stdin, "pw\n");
