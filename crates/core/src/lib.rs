@@ -3,3 +3,4 @@
 //! Platform code performs the changes; this crate decides and keeps the books, so that the
 //! rules are tested without an operating system.
 #![forbid(unsafe_code)]
+pub mod limits;
