@@ -43,7 +43,7 @@ if want e2e; then
         exit 1
     fi
     # The tests start these binaries; build them first.
-    cargo build --quiet -p openvpnserv -p openvpnserv-e2e --bins
+    cargo build --quiet -p openvpnserv -p openvpnserv-e2e -p iservice --bins
     # Root-only tests are #[ignore]d in normal runs; here they run, one at a time.
     cargo test --quiet -p openvpnserv-e2e -- --ignored --test-threads=1
 fi
