@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,6 +17,7 @@ pub struct TerminalSink {
     verbose: bool,
     status: String,
     elapsed: Duration,
+    started: Instant,
 }
 
 impl TerminalSink {
@@ -29,6 +30,7 @@ impl TerminalSink {
             verbose,
             status: "contacting the service".to_owned(),
             elapsed: Duration::ZERO,
+            started: Instant::now(),
         };
         sink.show_spinner();
         sink
@@ -38,7 +40,8 @@ impl TerminalSink {
         if !self.live || self.spinner.is_some() {
             return;
         }
-        let bar = ProgressBar::new_spinner().with_elapsed(self.elapsed);
+        // After a prompt the spinner is made anew; it keeps counting from the start.
+        let bar = ProgressBar::new_spinner().with_elapsed(self.started.elapsed());
         bar.set_style(
             ProgressStyle::with_template("{spinner:.cyan} {msg} [{elapsed}]")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
