@@ -117,7 +117,7 @@ pub async fn run<T: Transport>(
                     break None;
                 }
             }
-            _ = interrupts.recv() => {
+            Some(()) = interrupts.recv() => {
                 session.interrupt();
                 if super::signal::terminate(service.pid()) {
                     wait_for_close(&mut service, &mut session, &mut report, options.exit_wait).await;

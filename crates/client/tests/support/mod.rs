@@ -107,7 +107,8 @@ fn serve(listener: &Socket, behaviour: Behaviour) -> Result<StartupMessage, Stri
             } else {
                 None
             };
-            conn.send(&Reply::Pid(4_000_000).encode())
+            // A PID no process can have (above i32::MAX), so nothing real is ever signalled.
+            conn.send(&Reply::Pid(4_000_000_000).encode())
                 .map_err(|e| e.to_string())?;
             if let Some(listener) = listener {
                 play(&listener, &password, &script)?;

@@ -1,0 +1,189 @@
+//! The driver of `iservice connect` in-process: a scripted service transport, a real
+//! loopback socket as the management peer, a recording sink and a scripted prompter.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iservice::connect::options::free_loopback_port;
+use iservice::connect::{
+    run, Answer, Event, LaunchPlan, Outcome, PasswordSource, PromptRequest, Prompter, RunOptions,
+    Sink,
+};
+use iservice::service::testing::{ScriptedTransport, Step};
+use iservice::Reply;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+#[derive(Default, Clone)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Recorder {
+    fn event(&mut self, _elapsed: Duration, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Answers every prompt with alice / sesame and counts the prompts.
+#[derive(Default)]
+struct Alice(Mutex<u32>);
+
+impl Prompter for Alice {
+    fn ask(&self, _request: &PromptRequest) -> Result<Answer, String> {
+        *self.0.lock().unwrap() += 1;
+        Ok(Answer {
+            username: Some(Zeroizing::new("alice".into())),
+            secret: Zeroizing::new("sesame".into()),
+            response: None,
+        })
+    }
+}
+
+/// PIDs here are above `i32::MAX`, so no real process is ever signalled.
+fn plan(management: SocketAddrV4) -> LaunchPlan {
+    LaunchPlan::new(
+        std::path::Path::new("/etc/openvpn/client/x.conf"),
+        Zeroizing::new("MgmtPw".into()),
+        PasswordSource::Stdin,
+        management,
+    )
+    .unwrap()
+}
+
+fn quick() -> RunOptions {
+    let mut options = RunOptions {
+        management_connect: Duration::from_millis(600),
+        exit_wait: Duration::from_millis(300),
+        ..RunOptions::default()
+    };
+    options.session.interactive = true;
+    options
+}
+
+/// A closed interrupt channel is no interrupt; openvpn that never opens its management
+/// interface is reported as failed after the wait.
+#[tokio::test]
+async fn management_that_never_comes_up() {
+    let transport = ScriptedTransport::new([Step::Message(Reply::Pid(4_000_000_000).encode())]);
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    drop(tx);
+    let mut sink = Recorder::default();
+    let addr = free_loopback_port().unwrap();
+    let outcome = run(
+        transport,
+        &plan(addr),
+        &quick(),
+        &mut sink,
+        Arc::new(Alice::default()),
+        &mut rx,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::OpenvpnFailed);
+    let Some(Event::Exit { message, .. }) = sink.events().pop() else {
+        panic!()
+    };
+    assert!(
+        message.contains("did not open its management interface"),
+        "{message}"
+    );
+}
+
+/// The whole conversation with a prompt answered by the prompter, then Ctrl-C.
+#[tokio::test]
+async fn prompt_connect_and_interrupt() {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+        panic!()
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let peer = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"ENTER PASSWORD:").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "MgmtPw");
+        write
+            .write_all(b"SUCCESS: password is correct\r\n>HOLD:Waiting for hold release:0\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let line = lines.next_line().await.unwrap().unwrap();
+            let reply: &[u8] = if line.ends_with("all") {
+                b"SUCCESS: on\r\nEND\r\n"
+            } else {
+                b"SUCCESS: ok\r\n"
+            };
+            write.write_all(reply).await.unwrap();
+            got.push(line);
+        }
+        write
+            .write_all(b">PASSWORD:Need 'Auth' username/password\r\n")
+            .await
+            .unwrap();
+        got.push(lines.next_line().await.unwrap().unwrap());
+        got.push(lines.next_line().await.unwrap().unwrap());
+        write
+            .write_all(b">STATE:1,CONNECTED,SUCCESS,10.8.0.2,10.0.0.1,1194,,\r\n")
+            .await
+            .unwrap();
+        tx.send(()).unwrap();
+        got.push(lines.next_line().await.unwrap().unwrap());
+        write
+            .write_all(b"SUCCESS: signal SIGTERM thrown\r\n>STATE:2,EXITING,SIGTERM,,,,,\r\n")
+            .await
+            .unwrap();
+        got
+    });
+    let transport = ScriptedTransport::new([
+        Step::Message(Reply::Pid(4_000_000_000).encode()),
+        Step::Delay(Duration::from_secs(3600)),
+    ]);
+    let mut sink = Recorder::default();
+    let alice = Arc::new(Alice::default());
+    let outcome = run(
+        transport.clone(),
+        &plan(addr),
+        &quick(),
+        &mut sink,
+        alice.clone(),
+        &mut rx,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Disconnected);
+    assert_eq!(*alice.0.lock().unwrap(), 1);
+    let mut got = peer.await.unwrap();
+    got[..4].sort();
+    assert_eq!(
+        got,
+        [
+            "bytecount 5",
+            "hold release",
+            "log on all",
+            "state on all",
+            "username \"Auth\" \"alice\"",
+            "password \"Auth\" \"sesame\"",
+            "signal SIGTERM"
+        ]
+    );
+    // The startup message carried the password line on stdin.
+    let sent = transport.sent();
+    let message = openvpnserv_proto::StartupMessage::decode(&sent[0])
+        .unwrap()
+        .message;
+    assert_eq!(message.stdin, "MgmtPw\n");
+    assert!(sink
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::State { state, .. } if state == "CONNECTED")));
+}
