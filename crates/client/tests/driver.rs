@@ -47,7 +47,13 @@ impl Prompter for Alice {
     }
 }
 
-/// PIDs here are above `i32::MAX`, so no real process is ever signalled.
+/// The listener of the fake management peer lives in this process, so this process is
+/// "openvpn" for the client's check of who listens on the port (and the client never
+/// signals its own process).
+fn own_pid() -> u32 {
+    std::process::id()
+}
+
 fn plan(management: SocketAddrV4) -> LaunchPlan {
     LaunchPlan::new(
         std::path::Path::new("/etc/openvpn/client/x.conf"),
@@ -146,7 +152,7 @@ async fn prompt_connect_and_interrupt() {
         got
     });
     let transport = ScriptedTransport::new([
-        Step::Message(Reply::Pid(4_000_000_000).encode()),
+        Step::Message(Reply::Pid(own_pid()).encode()),
         Step::Delay(Duration::from_secs(3600)),
     ]);
     let mut sink = Recorder::default();
@@ -186,4 +192,79 @@ async fn prompt_connect_and_interrupt() {
         .events()
         .iter()
         .any(|e| matches!(e, Event::State { state, .. } if state == "CONNECTED")));
+}
+
+/// A program that took the management port before openvpn (here: a listener in this test
+/// process, while the service names another PID) gets nothing: no password, no prompt.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn impostor_on_the_management_port_gets_nothing() {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+        panic!()
+    };
+    let impostor = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"ENTER PASSWORD:").await.unwrap();
+        let mut got = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut got).await;
+        got
+    });
+    // No process has this PID (above i32::MAX), so nothing can be signalled either.
+    let transport = ScriptedTransport::new([Step::Message(Reply::Pid(4_000_000_000).encode())]);
+    let (_tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut sink = Recorder::default();
+    let outcome = run(
+        transport,
+        &plan(addr),
+        &quick(),
+        &mut sink,
+        Arc::new(Alice::default()),
+        &mut rx,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::OpenvpnFailed);
+    assert_eq!(
+        impostor.await.unwrap(),
+        b"",
+        "the impostor received nothing"
+    );
+    let Some(Event::Exit { message, .. }) = sink.events().pop() else {
+        panic!()
+    };
+    assert!(message.contains("is not openvpn"), "{message}");
+}
+
+#[test]
+fn listener_inode_from_proc_net_tcp() {
+    use iservice::connect::owner::listener_inode;
+    // Addresses are printed as numbers in host byte order (here little-endian).
+    let ip = |a: [u8; 4]| format!("{:08X}", u32::from_ne_bytes(a));
+    let table = format!(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+         0: {lo}:A0B1 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0\n\
+         1: {lo}:9C40 {lo}:A0B1 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 100 0 0 10 0\n\
+         2: {lo}:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1 0 100 0 0 10 0\n\
+         3: {any}:9C41 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 444 1 0 100 0 0 10 0\n",
+        lo = ip([127, 0, 0, 1]),
+        any = ip([0, 0, 0, 0]),
+    );
+    let at = |port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    assert_eq!(
+        listener_inode(&Ok(table.clone()), at(0x9C40)).unwrap(),
+        Some(333)
+    );
+    assert_eq!(
+        listener_inode(&Ok(table.clone()), at(0xA0B1)).unwrap(),
+        Some(111)
+    );
+    assert_eq!(
+        listener_inode(&Ok(table.clone()), at(0x9C41)).unwrap(),
+        None,
+        "bound to 0.0.0.0"
+    );
+    assert_eq!(listener_inode(&Ok(table), at(1)).unwrap(), None);
+    assert!(listener_inode(&Err(std::io::Error::other("x")), at(1)).is_err());
 }

@@ -440,6 +440,8 @@ fn json_state_sequence_reaches_connected_with_the_pushed_addresses() {
     let exit = events.last().unwrap();
     assert_eq!(exit["event"], "exit");
     assert_eq!(exit["outcome"], "disconnected");
+    // The management port's owner was checked (and was openvpn), not skipped.
+    assert!(!events.iter().any(|e| e["event"] == "warning"), "{seen}");
 }
 
 #[test]

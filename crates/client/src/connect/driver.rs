@@ -12,6 +12,7 @@ use zeroize::Zeroize;
 use super::event::Event;
 use super::options::LaunchPlan;
 use super::outcome::Outcome;
+use super::owner::Owner;
 use super::session::{Action, Answer, PromptRequest, Session, SessionConfig};
 use crate::service::{self, ServiceEvent, StartError, Timeouts, Transport};
 
@@ -143,6 +144,17 @@ pub async fn run<T: Transport>(
         }
     };
     if let Some(stream) = stream {
+        match super::owner::management_owner(service.pid(), plan.management) {
+            Owner::Verified => {}
+            Owner::Other => session.reject_peer(&format!(
+                "the program listening on {} is not openvpn (process {}): another program took the management port, so nothing was sent to it",
+                plan.management,
+                service.pid()
+            )),
+            Owner::Unknown(why) => report.emit(&Event::Warning {
+                message: format!("could not check who listens on the management port: {why}"),
+            }),
+        }
         converse(
             stream,
             &mut session,

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod event;
 pub mod options;
 pub mod outcome;
+pub mod owner;
 pub mod session;
 mod signal;
 

@@ -308,6 +308,12 @@ impl Session {
         self.command("signal SIGTERM", &Command::Signal(Signal::Term));
     }
 
+    /// The management peer is not the openvpn that was started (see [`super::owner`]):
+    /// nothing more is sent to it.
+    pub fn reject_peer(&mut self, why: &str) {
+        self.refuse_peer(why);
+    }
+
     fn refuse_peer(&mut self, why: &str) {
         if self.facts.management_error.is_none() {
             self.facts.management_error = Some(why.to_owned());

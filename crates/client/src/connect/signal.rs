@@ -4,6 +4,10 @@
 /// Sends SIGTERM to `pid`; `false` if that is not possible here.
 #[cfg(unix)]
 pub(super) fn terminate(pid: u32) -> bool {
+    // Never this process itself (a confused or fake service could name it).
+    if pid == std::process::id() {
+        return false;
+    }
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

@@ -107,8 +107,9 @@ fn serve(listener: &Socket, behaviour: Behaviour) -> Result<StartupMessage, Stri
             } else {
                 None
             };
-            // A PID no process can have (above i32::MAX), so nothing real is ever signalled.
-            conn.send(&Reply::Pid(4_000_000_000).encode())
+            // The management listener lives in this process, so this process is "openvpn"
+            // for the client's check of who listens on the port.
+            conn.send(&Reply::Pid(std::process::id()).encode())
                 .map_err(|e| e.to_string())?;
             if let Some(listener) = listener {
                 play(&listener, &password, &script)?;
