@@ -3,7 +3,8 @@
 //! The port was free when we picked it, but another local program could bind it before
 //! openvpn does, imitate the password prompt and then ask the user for their VPN password.
 //! On Linux the listening socket's inode (from `/proc/net/tcp`) must be one of openvpn's
-//! open files (`/proc/<pid>/fd`); openvpn runs as the same user, so both are readable.
+//! open files (`/proc/<pid>/fd`); openvpn runs as the same user, so both are readable. On
+//! Windows the system's table of TCP listeners names each one's owning process.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -33,10 +34,89 @@ pub fn management_owner(pid: u32, addr: SocketAddrV4) -> Owner {
     }
 }
 
-/// Other platforms: not checked (the GUI does not check either).
-#[cfg(not(target_os = "linux"))]
+/// Checks that the TCP listener on `addr` is owned by process `pid`.
+#[cfg(windows)]
+pub fn management_owner(pid: u32, addr: SocketAddrV4) -> Owner {
+    match windows::listener_owner(addr) {
+        Ok(Some(owner)) if owner == pid => Owner::Verified,
+        // PID 0 owns no sockets on Windows; Wine reports it for every listener.
+        Ok(Some(0)) => Owner::Unknown("the system did not name the listener's process".into()),
+        Ok(_) => Owner::Other,
+        Err(e) => Owner::Unknown(format!("cannot read the table of TCP listeners: {e}")),
+    }
+}
+
+/// Other platforms: not checked.
+#[cfg(not(any(target_os = "linux", windows)))]
 pub fn management_owner(_pid: u32, _addr: SocketAddrV4) -> Owner {
-    Owner::Unknown("the management port's owner is only checked on Linux".to_owned())
+    Owner::Unknown("the management port's owner is not checked on this platform".to_owned())
+}
+
+/// The owner of the IPv4 TCP listener on an address, from `GetExtendedTcpTable`.
+#[cfg(windows)]
+pub mod windows {
+    #![allow(unsafe_code)]
+
+    use std::io;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use windows_sys::Win32::Foundation::{ERROR_INSUFFICIENT_BUFFER, NO_ERROR};
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        GetExtendedTcpTable, TCP_TABLE_OWNER_PID_LISTENER,
+    };
+    use windows_sys::Win32::Networking::WinSock::AF_INET;
+
+    /// `MIB_TCPROW_OWNER_PID`: state, local address, local port, remote address, remote
+    /// port, owning pid — six 32-bit fields.
+    const ROW_WORDS: usize = 6;
+
+    /// The process id owning the listener on `addr`, if any.
+    pub fn listener_owner(addr: SocketAddrV4) -> io::Result<Option<u32>> {
+        let table = listeners()?;
+        Ok(find(&table, addr))
+    }
+
+    /// The raw `MIB_TCPTABLE_OWNER_PID`, as 32-bit words (the count, then the rows).
+    fn listeners() -> io::Result<Vec<u32>> {
+        let mut size = 0u32;
+        for _ in 0..4 {
+            let mut table = vec![0u32; (size as usize).div_ceil(4).max(1)];
+            // SAFETY: `table` is a writable, 4-byte aligned buffer of at least `size` bytes
+            // that lives across the call; `size` is a valid u32 the function updates.
+            let rc = unsafe {
+                GetExtendedTcpTable(
+                    table.as_mut_ptr().cast(),
+                    &raw mut size,
+                    0,
+                    u32::from(AF_INET),
+                    TCP_TABLE_OWNER_PID_LISTENER,
+                    0,
+                )
+            };
+            match rc {
+                NO_ERROR => return Ok(table),
+                // The table grew between the calls: ask again with the new size.
+                ERROR_INSUFFICIENT_BUFFER => {}
+                other => return Err(io::Error::from_raw_os_error(other as i32)),
+            }
+        }
+        Err(io::Error::other("the TCP table kept growing"))
+    }
+
+    /// Finds the listener on `addr` in a table (plain reads of the words, no pointer casts).
+    pub fn find(table: &[u32], addr: SocketAddrV4) -> Option<u32> {
+        let count = *table.first()? as usize;
+        table[1..]
+            .chunks_exact(ROW_WORDS)
+            .take(count)
+            .find(|row| {
+                // Address and port are stored in network byte order.
+                let ip = Ipv4Addr::from(row[1].to_ne_bytes());
+                let port = u16::from_be(row[2] as u16);
+                SocketAddrV4::new(ip, port) == addr
+            })
+            .map(|row| row[5])
+    }
 }
 
 /// The inode of the listening socket on `addr`, from the text of `/proc/net/tcp`.
