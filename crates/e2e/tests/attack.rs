@@ -245,7 +245,7 @@ fn attack_config_paths() {
     still_serving(&fx, &user);
 }
 
-/// Swapping a symlink between a config in config_dir and one outside, as fast as possible,
+/// Swapping a symlink between a config in `config_dir` and one outside, as fast as possible,
 /// while asking for it: every start must run the config that was checked.
 #[test]
 #[ignore = "needs root: creates users and runs the service (e2e stage)"]
@@ -428,10 +428,12 @@ fn attack_channel_messages() {
             serde_json::json!([-1, data, 32]),
         ),
     ];
-    let script: String = cases
-        .iter()
-        .map(|(_, hex, _)| format!("send-hex {hex}\n"))
-        .collect();
+    let script: String = cases.iter().fold(String::new(), |acc, (_, hex, _)| {
+        acc + "send-hex "
+            + hex
+            + "
+"
+    });
     let record = fx.config("garbage.ovpn", &format!("{script}exit 0"));
     as_user(
         &fx,
