@@ -308,13 +308,9 @@ impl Session {
         self.command("signal SIGTERM", &Command::Signal(Signal::Term));
     }
 
-    /// The management peer is not the openvpn that was started (see [`super::owner`]):
-    /// nothing more is sent to it.
+    /// The management peer is not the openvpn that was started (see [`super::owner`]) or
+    /// cannot be used: nothing more is sent to it.
     pub fn reject_peer(&mut self, why: &str) {
-        self.refuse_peer(why);
-    }
-
-    fn refuse_peer(&mut self, why: &str) {
         if self.facts.management_error.is_none() {
             self.facts.management_error = Some(why.to_owned());
         }
@@ -331,16 +327,16 @@ impl Session {
                             self.parser.password_sent();
                             self.out.push_back(Action::Send(line));
                         }
-                        Err(e) => self.refuse_peer(&e.to_string()),
+                        Err(e) => self.reject_peer(&e.to_string()),
                     }
                 }
                 Output::PasswordAccepted => self.authenticated_now(),
                 Output::PasswordRejected => {
-                    self.refuse_peer("openvpn's management interface refused the password this client gave it");
+                    self.reject_peer("openvpn's management interface refused the password this client gave it");
                 }
                 // Our openvpn always asks for the password first; anything else on the port
                 // is another program, which must not see our credentials.
-                _ => self.refuse_peer("the program on the management port did not ask for the management password: it is not the openvpn this client started"),
+                _ => self.reject_peer("the program on the management port did not ask for the management password: it is not the openvpn this client started"),
             }
             return;
         }
