@@ -7,6 +7,7 @@
 pub mod windows_fake;
 pub mod windows_net;
 pub mod windows_nrpt;
+pub mod windows_sddl;
 pub mod windows_searchlist;
 pub mod windows_session;
 pub mod windows_undo;
