@@ -3,7 +3,7 @@
 //! and tests read them back to compare.
 
 /// The client pipe (since upstream 2.6.11, CVE-2024-4877), ACE order verbatim: allow
-/// LocalSystem everything; deny Everyone `FILE_CREATE_PIPE_INSTANCE`; allow Authenticated
+/// `LocalSystem` everything; deny Everyone `FILE_CREATE_PIPE_INSTANCE`; allow Authenticated
 /// Users read and write; deny Anonymous everything.
 pub const CLIENT_PIPE: &str =
     "D:(A;OICI;GA;;;S-1-5-18)(D;OICI;0x4;;;S-1-1-0)(A;OICI;GRGW;;;S-1-5-11)(D;;GA;;;S-1-5-7)";

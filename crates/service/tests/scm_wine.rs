@@ -44,10 +44,8 @@ impl ScService {
             return (ServiceState::Stopped, None, 0);
         };
         let s = service.query_status().unwrap();
-        let exit = match s.exit_code {
-            windows_service::service::ServiceExitCode::Win32(c) => c,
-            windows_service::service::ServiceExitCode::ServiceSpecific(c) => c,
-        };
+        let (windows_service::service::ServiceExitCode::Win32(exit)
+        | windows_service::service::ServiceExitCode::ServiceSpecific(exit)) = s.exit_code;
         (s.current_state, s.process_id, exit)
     }
 

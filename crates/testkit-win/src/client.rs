@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use openvpnserv_proto::{Reply, StartupMessage};
 use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_BROKEN_PIPE, ERROR_MORE_DATA, ERROR_PIPE_BUSY, GENERIC_READ, GENERIC_WRITE,
-    HANDLE, INVALID_HANDLE_VALUE,
+    GetLastError, ERROR_MORE_DATA, ERROR_PIPE_BUSY, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{CreateFileW, ReadFile, WriteFile, OPEN_EXISTING};
 use windows_sys::Win32::System::Pipes::{
@@ -155,10 +155,9 @@ impl Client {
             if ok != 0 {
                 return Read::Message(out);
             }
-            match last_error() {
-                ERROR_MORE_DATA => {}
-                ERROR_BROKEN_PIPE => return Read::Closed,
-                _ => return Read::Closed,
+            // The rest of a long message follows; anything else (ERROR_BROKEN_PIPE) ends it.
+            if last_error() != ERROR_MORE_DATA {
+                return Read::Closed;
             }
         }
     }

@@ -112,6 +112,10 @@ fn v4(a: [u8; 4]) -> InetAddr {
 
 /// Every request kind the numbering has a handler for, with ids 1, 2, …, then the malformed
 /// cases of spec §12 (which get fixed acks).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one entry per message kind reads best as one table"
+)]
 pub fn messages(revision: Revision) -> Vec<Step> {
     let codec = Codec::new(openvpnserv_proto::channel::Arch::NATIVE, revision);
     let address = AddressMsg {

@@ -127,10 +127,9 @@ pub fn create_channel(name: &str) -> Result<(Pipe, OwnedHandle), Win32Error> {
     let client = open_inheritable(name, GENERIC_READ | GENERIC_WRITE, 0, "CreateFile")?;
     let mode = PIPE_READMODE_MESSAGE;
     // SAFETY: valid pipe handle; `mode` outlives the call.
-    check(
-        unsafe { SetNamedPipeHandleState(raw(&client), &raw const mode, ptr::null(), ptr::null()) },
-        "SetNamedPipeHandleState",
-    )?;
+    let ok =
+        unsafe { SetNamedPipeHandleState(raw(&client), &raw const mode, ptr::null(), ptr::null()) };
+    check(ok, "SetNamedPipeHandleState")?;
     Ok((pipe, client))
 }
 
@@ -150,10 +149,8 @@ impl HandleList {
             handles: handles.into_boxed_slice(),
         };
         // SAFETY: `buf` holds `size` bytes, suitably aligned.
-        check(
-            unsafe { InitializeProcThreadAttributeList(list.ptr(), 1, 0, &raw mut size) },
-            "InitializeProcThreadAttributeList",
-        )?;
+        let ok = unsafe { InitializeProcThreadAttributeList(list.ptr(), 1, 0, &raw mut size) };
+        check(ok, "InitializeProcThreadAttributeList")?;
         // SAFETY: the list is initialized; `handles` lives in `self` (boxed, so its address is
         // stable) for as long as the list does.
         let ok = unsafe {
@@ -219,18 +216,14 @@ pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32E
     let (stdin_read, stdin_write) = {
         let sa = inheritable();
         let (mut r, mut w): (HANDLE, HANDLE) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: valid out pointers; `sa` outlives the call.
         let size = u32::try_from(req.stdin_len + 4096).unwrap_or(u32::MAX);
-        check(
-            unsafe { CreatePipe(&raw mut r, &raw mut w, &raw const sa, size) },
-            "CreatePipe",
-        )?;
+        // SAFETY: valid out pointers; `sa` outlives the call.
+        let ok = unsafe { CreatePipe(&raw mut r, &raw mut w, &raw const sa, size) };
+        check(ok, "CreatePipe")?;
         let (r, w) = (owned(r), owned(w));
         // SAFETY: `w` is valid; only its inherit flag changes.
-        check(
-            unsafe { SetHandleInformation(raw(&w), HANDLE_FLAG_INHERIT, 0) },
-            "SetHandleInformation",
-        )?;
+        let ok = unsafe { SetHandleInformation(raw(&w), HANDLE_FLAG_INHERIT, 0) };
+        check(ok, "SetHandleInformation")?;
         (r, w)
     };
     let (channel, channel_client) = create_channel(&req.channel_name)?;
@@ -242,10 +235,8 @@ pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32E
     let env = {
         let mut block: *mut c_void = ptr::null_mut();
         // SAFETY: valid token and out pointer; bInherit = FALSE as upstream.
-        check(
-            unsafe { CreateEnvironmentBlock(&raw mut block, primary.raw(), 0) },
-            "CreateEnvironmentBlock",
-        )?;
+        let ok = unsafe { CreateEnvironmentBlock(&raw mut block, primary.raw(), 0) };
+        check(ok, "CreateEnvironmentBlock")?;
         EnvBlock(block)
     };
     // Only these handles reach openvpn, whatever else is inheritable in the service now.

@@ -320,6 +320,18 @@ fn guid_text(g: &GUID) -> String {
     )
 }
 
+/// A filter weight: `FWP_UINT8`, or `FWP_EMPTY` (automatic).
+fn weight(w: Option<u8>) -> FWP_VALUE0 {
+    // SAFETY: plain data; zero is `FWP_EMPTY`.
+    let mut v: FWP_VALUE0 = unsafe { std::mem::zeroed() };
+    v.r#type = FWP_EMPTY;
+    if let Some(w) = w {
+        v.r#type = FWP_UINT8;
+        v.Anonymous.uint8 = w;
+    }
+    v
+}
+
 /// Adds the sublayer and the filters of `plan` to an open engine.
 fn add_filters(engine: HANDLE, filters: &[Filter]) -> Result<(), Code> {
     let mut name = wide(windows_wfp::NAME);
@@ -388,50 +400,33 @@ fn add_filters(engine: HANDLE, filters: &[Filter]) -> Result<(), Code> {
             }
             conditions.push(cond);
         }
-        let rc = match failed {
-            Some(rc) => rc,
-            None => {
+        let rc = if let Some(rc) = failed {
+            rc
+        } else {
+            // SAFETY: plain data.
+            let mut filter: FWPM_FILTER0 = unsafe { std::mem::zeroed() };
+            filter.displayData.name = name.as_mut_ptr();
+            filter.displayData.description = name.as_mut_ptr();
+            filter.layerKey = match f.layer {
+                Layer::V4 => FWPM_LAYER_ALE_AUTH_CONNECT_V4,
+                Layer::V6 => FWPM_LAYER_ALE_AUTH_CONNECT_V6,
+            };
+            filter.subLayerKey = sublayer_key;
+            filter.weight = weight(f.weight);
+            filter.action = FWPM_ACTION0 {
+                r#type: if f.action == Action::Permit {
+                    FWP_ACTION_PERMIT
+                } else {
+                    FWP_ACTION_BLOCK
+                },
                 // SAFETY: plain data.
-                let mut filter: FWPM_FILTER0 = unsafe { std::mem::zeroed() };
-                filter.displayData.name = name.as_mut_ptr();
-                filter.displayData.description = name.as_mut_ptr();
-                filter.layerKey = match f.layer {
-                    Layer::V4 => FWPM_LAYER_ALE_AUTH_CONNECT_V4,
-                    Layer::V6 => FWPM_LAYER_ALE_AUTH_CONNECT_V6,
-                };
-                filter.subLayerKey = sublayer_key;
-                filter.weight = match f.weight {
-                    Some(w) => {
-                        // SAFETY: plain data.
-                        let mut v: FWP_VALUE0 = unsafe { std::mem::zeroed() };
-                        v.r#type = FWP_UINT8;
-                        v.Anonymous.uint8 = w;
-                        v
-                    }
-                    None => {
-                        // SAFETY: plain data.
-                        let mut v: FWP_VALUE0 = unsafe { std::mem::zeroed() };
-                        v.r#type = FWP_EMPTY;
-                        v
-                    }
-                };
-                filter.action = FWPM_ACTION0 {
-                    r#type: if f.action == Action::Permit {
-                        FWP_ACTION_PERMIT
-                    } else {
-                        FWP_ACTION_BLOCK
-                    },
-                    // SAFETY: plain data.
-                    Anonymous: unsafe { std::mem::zeroed() },
-                };
-                filter.numFilterConditions = conditions.len() as u32;
-                filter.filterCondition = conditions.as_mut_ptr();
-                // SAFETY: the filter and everything it points at (conditions, blobs, LUIDs,
-                // name) are alive for the call.
-                unsafe {
-                    FwpmFilterAdd0(engine, &raw const filter, ptr::null_mut(), ptr::null_mut())
-                }
-            }
+                Anonymous: unsafe { std::mem::zeroed() },
+            };
+            filter.numFilterConditions = conditions.len() as u32;
+            filter.filterCondition = conditions.as_mut_ptr();
+            // SAFETY: the filter and everything it points at (conditions, blobs, LUIDs,
+            // name) are alive for the call.
+            unsafe { FwpmFilterAdd0(engine, &raw const filter, ptr::null_mut(), ptr::null_mut()) }
         };
         for mut blob in app_ids {
             // SAFETY: allocated by FwpmGetAppIdFromFileName0, freed once.
@@ -541,8 +536,8 @@ impl WinNet for RealNet {
         let mut l = luid(0);
         // SAFETY: NUL-terminated alias and valid out pointer.
         let rc = unsafe { ConvertInterfaceAliasToLuid(name.as_ptr(), &raw mut l) };
-        // SAFETY: the union is fully initialized as a u64.
         if rc == NO_ERROR {
+            // SAFETY: every variant of the union is the same 8 bytes.
             Ok(unsafe { l.Value })
         } else {
             Err(rc)
@@ -553,8 +548,8 @@ impl WinNet for RealNet {
         let mut l = luid(0);
         // SAFETY: valid out pointer.
         let rc = unsafe { ConvertInterfaceIndexToLuid(index, &raw mut l) };
-        // SAFETY: as above.
         if rc == NO_ERROR {
+            // SAFETY: every variant of the union is the same 8 bytes.
             Ok(unsafe { l.Value })
         } else {
             Err(rc)

@@ -257,6 +257,11 @@ impl Pipe {
         unsafe { DisconnectNamedPipe(self.raw()) };
     }
 
+    /// The DACL of this pipe as SDDL, read back from the object.
+    pub fn dacl_sddl(&self) -> Result<String, Win32Error> {
+        super::security::dacl_sddl_of(self.raw())
+    }
+
     /// The client's process id.
     pub fn client_pid(&self) -> Option<u32> {
         let mut pid = 0;

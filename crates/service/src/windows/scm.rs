@@ -29,7 +29,7 @@ fn service_type(instance: &Instance) -> ServiceType {
     }
 }
 
-/// `-install`: creates the service (auto start, LocalSystem, depends on `tap0901` and
+/// `-install`: creates the service (auto start, `LocalSystem`, depends on `tap0901` and
 /// `Dhcp`), binary path = this executable, quoted (plus `-instance interactive <id>` for
 /// another instance). Exit code = number of failures.
 pub fn install(instance: &Instance) -> ExitCode {

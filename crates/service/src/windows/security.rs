@@ -105,7 +105,7 @@ fn to_sddl(sd: PSECURITY_DESCRIPTOR, info: u32) -> Result<String, Win32Error> {
 }
 
 /// The DACL of a kernel object (a pipe, a process) as SDDL, read back from the object.
-pub fn dacl_sddl_of(handle: HANDLE) -> Result<String, Win32Error> {
+pub(crate) fn dacl_sddl_of(handle: HANDLE) -> Result<String, Win32Error> {
     let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
     // SAFETY: `handle` is valid; only the descriptor is requested, into a LocalAlloc'd block.
     let rc = unsafe {
@@ -137,7 +137,7 @@ pub fn normalize_dacl_sddl(sddl: &str) -> Result<String, Win32Error> {
 }
 
 /// A SID as `S-1-…` text.
-pub fn sid_string(sid: PSID) -> Result<String, Win32Error> {
+pub(crate) fn sid_string(sid: PSID) -> Result<String, Win32Error> {
     let mut text: *mut u16 = ptr::null_mut();
     // SAFETY: `sid` points at a valid SID; `text` receives a LocalAlloc'd string.
     let ok = unsafe { ConvertSidToStringSidW(sid, &raw mut text) };

@@ -204,7 +204,7 @@ fn start<'a, F: NetFactory>(
     ctx: &'a Context<F>,
     msg: &StartupMessage,
 ) -> Result<(Launched, Slot<'a, F>), Failure> {
-    let imp = Impersonation::start(conn.raw())?;
+    let imp = Impersonation::start(conn)?;
     let token = Token::thread()?;
     let user_sid = token.user_sid("GetTokenInformation (impersonation token)")?;
     let (user, domain) = token.account().unwrap_or_else(|e| {

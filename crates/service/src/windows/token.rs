@@ -10,8 +10,7 @@ use std::ptr;
 use openvpnserv_policy::Membership;
 use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::NetworkManagement::NetManagement::{
-    NERR_Success, NetApiBufferFree, NetLocalGroupGetMembers, LOCALGROUP_MEMBERS_INFO_0,
-    MAX_PREFERRED_LENGTH,
+    NetApiBufferFree, NetLocalGroupGetMembers, LOCALGROUP_MEMBERS_INFO_0, MAX_PREFERRED_LENGTH,
 };
 use windows_sys::Win32::Security::PSID;
 use windows_sys::Win32::Security::{
@@ -34,12 +33,10 @@ pub struct Impersonation(());
 
 impl Impersonation {
     /// `ImpersonateNamedPipeClient`.
-    pub fn start(pipe: HANDLE) -> Result<Self, Win32Error> {
+    pub fn start(pipe: &super::pipe::Pipe) -> Result<Self, Win32Error> {
         // SAFETY: `pipe` is a connected server pipe handle.
-        check(
-            unsafe { ImpersonateNamedPipeClient(pipe) },
-            "ImpersonateNamedPipeClient",
-        )?;
+        let ok = unsafe { ImpersonateNamedPipeClient(pipe.raw()) };
+        check(ok, "ImpersonateNamedPipeClient")?;
         Ok(Self(()))
     }
 
@@ -93,10 +90,8 @@ impl Token {
     pub fn process() -> Result<Self, Win32Error> {
         let mut h: HANDLE = ptr::null_mut();
         // SAFETY: valid pseudo handle and out pointer.
-        check(
-            unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_ALL_ACCESS, &raw mut h) },
-            "OpenProcessToken",
-        )?;
+        let ok = unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_ALL_ACCESS, &raw mut h) };
+        check(ok, "OpenProcessToken")?;
         Ok(Self(owned(h)))
     }
 
@@ -104,10 +99,8 @@ impl Token {
     pub fn thread() -> Result<Self, Win32Error> {
         let mut h: HANDLE = ptr::null_mut();
         // SAFETY: valid pseudo handle and out pointer; OpenAsSelf = FALSE as upstream.
-        check(
-            unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_ALL_ACCESS, 0, &raw mut h) },
-            "OpenThreadToken",
-        )?;
+        let ok = unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_ALL_ACCESS, 0, &raw mut h) };
+        check(ok, "OpenThreadToken")?;
         Ok(Self(owned(h)))
     }
 
@@ -284,7 +277,7 @@ impl Membership for TokenMembership {
                 return true;
             }
         }
-        local_group_members(group).iter().any(|m| *m == self.user)
+        local_group_members(group).contains(&self.user)
     }
 }
 
@@ -311,6 +304,8 @@ fn local_group_members(group: &str) -> Vec<Vec<u8>> {
         };
         if !buf.is_null() {
             // SAFETY: the buffer holds `read` LOCALGROUP_MEMBERS_INFO_0 entries.
+            // NetApi buffers are allocated suitably aligned for the structures they hold.
+            #[allow(clippy::cast_ptr_alignment)]
             let entries = unsafe {
                 std::slice::from_raw_parts(buf.cast::<LOCALGROUP_MEMBERS_INFO_0>(), read as usize)
             };
@@ -319,7 +314,7 @@ fn local_group_members(group: &str) -> Vec<Vec<u8>> {
             unsafe { NetApiBufferFree(buf.cast::<c_void>()) };
         }
         // ERROR_MORE_DATA (234) means another page follows.
-        if rc != 234 || rc == NERR_Success {
+        if rc != 234 {
             break;
         }
     }
