@@ -25,6 +25,8 @@ pub struct Scenario {
     pub revision: Revision,
     /// Send the messages of [`messages`].
     pub send_messages: bool,
+    /// Leave out the `del_*` messages, so the service's own undo must clean up.
+    pub skip_deletes: bool,
     /// Finish with a message one byte larger than any request (CVE-2024-27459).
     pub oversize: bool,
     /// Stay alive (after the messages) until the channel breaks, at most this many ms.
@@ -38,6 +40,7 @@ impl Default for Scenario {
         Self {
             revision: Revision::V27,
             send_messages: true,
+            skip_deletes: false,
             oversize: false,
             linger_ms: 0,
             exit_code: 0,
@@ -49,13 +52,14 @@ impl Scenario {
     /// The file's text.
     pub fn to_text(&self) -> String {
         format!(
-            "revision {}\nmessages {}\noversize {}\nlinger_ms {}\nexit {}\n",
+            "revision {}\nmessages {}\nskip_deletes {}\noversize {}\nlinger_ms {}\nexit {}\n",
             if self.revision == Revision::V26 {
                 "2.6"
             } else {
                 "2.7"
             },
             u8::from(self.send_messages),
+            u8::from(self.skip_deletes),
             u8::from(self.oversize),
             self.linger_ms,
             self.exit_code
@@ -79,6 +83,7 @@ impl Scenario {
                     }
                 }
                 "messages" => s.send_messages = value == "1",
+                "skip_deletes" => s.skip_deletes = value == "1",
                 "oversize" => s.oversize = value == "1",
                 "linger_ms" => s.linger_ms = value.parse().unwrap_or(0),
                 "exit" => s.exit_code = value.parse().unwrap_or(0),
@@ -289,6 +294,7 @@ mod tests {
         let s = Scenario {
             revision: Revision::V26,
             send_messages: false,
+            skip_deletes: true,
             oversize: true,
             linger_ms: 5,
             exit_code: 3,

@@ -144,6 +144,42 @@ fn valid_start_on_the_test_instance_runs_the_channel() {
     assert_eq!(s.net.open_engines(), 0);
 }
 
+/// openvpn leaves without undoing anything: the service's undo runs in the order of spec
+/// §5.7 once the session ends.
+#[test]
+fn session_end_undoes_what_openvpn_left() {
+    let s = setup("undo", MembershipSource::NoGroups, Revision::V27, &[]);
+    s.scenario(&Scenario {
+        skip_deletes: true,
+        ..Scenario::default()
+    });
+    let (c, reply) = s.start("--config a.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    wait_closed(&c);
+    let t = s.net.transcript();
+    let at = |prefix: &str| {
+        t.iter()
+            .rposition(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing from {t:#?}"))
+    };
+    let order = [
+        at("del_address"),
+        at("del_route"),
+        at(
+            r#"set HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\{00000000-0000-0000-0000-000000000007}\NameServer = """#,
+        ),
+        at(
+            r"delete tree HKLM\SYSTEM\CurrentControlSet\Services\Dnscache\Parameters\DnsPolicyConfig\OpenVPNDNSRouting-",
+        ),
+        at("run C:\\windows\\system32\\netsh.exe [netsh interface ip delete wins 7  all]"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "undo order {order:?} in {t:#?}"
+    );
+    assert_eq!(s.net.open_engines(), 0);
+}
+
 #[test]
 fn nonzero_exit_code_is_reported_after_the_pid() {
     let s = setup("exit3", MembershipSource::NoGroups, Revision::V27, &[]);
@@ -503,6 +539,37 @@ fn cve_2024_24974_remote_client_is_rejected() {
     let s = setup("remote", MembershipSource::NoGroups, Revision::V27, &[]);
     let remote = s.service.pipe_path.replace(r"\\.\", r"\\127.0.0.1\");
     assert!(Client::connect(&remote).is_err());
+}
+
+/// An ordinary user, judged by its real token, is refused what needs an administrator.
+#[test]
+#[ignore = "needs a non-administrator Windows account; Wine runs everything as one administrator"]
+fn non_administrator_token_is_refused() {
+    let s = setup("nonadmin", MembershipSource::Token, Revision::V27, &[]);
+    let (_c, reply) = s.start("--config a.ovpn --plugin x.dll", "");
+    assert!(
+        matches!(
+            reply,
+            Reply::Error {
+                code: ERROR_STARTUP_DATA,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+/// openvpnserv2's virtual account `NT SERVICE\OpenVPNService` may start any config.
+#[test]
+#[ignore = "needs the NT SERVICE\\OpenVPNService virtual account, which Wine cannot create"]
+fn openvpnserv2_service_account_is_authorized() {
+    let s = setup("svcacct", MembershipSource::NoGroups, Revision::V27, &[]);
+    s.scenario(&Scenario {
+        send_messages: false,
+        ..Scenario::default()
+    });
+    let (_c, reply) = s.start(r"--config C:\autostart\x.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
 }
 
 #[test]

@@ -488,6 +488,11 @@ fn run_program(exe: &str, cmdline: &str, timeout: Duration) -> Code {
     code
 }
 
+/// The system directory (`GetSystemDirectoryW`, else `C:\Windows\system32`).
+pub fn system_dir_path() -> String {
+    system_dir()
+}
+
 fn system_dir() -> String {
     let mut buf = [0u16; 260];
     // SAFETY: `buf` holds 260 units.

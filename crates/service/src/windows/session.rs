@@ -16,6 +16,7 @@ use windows_sys::Win32::Storage::FileSystem::WriteFile;
 use windows_sys::Win32::System::Threading::{
     GetExitCodeProcess, TerminateProcess, WaitForSingleObject,
 };
+use zeroize::Zeroize;
 
 use super::launch::{self, LaunchRequest, Launched};
 use super::pipe::{is_more_data, IoError, Pipe, IO_TIMEOUT};
@@ -102,7 +103,7 @@ fn close(conn: &Pipe) {
 
 /// Serves one connected client to the end.
 pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
-    let msg = match read_startup(conn, ctx, stop) {
+    let mut msg = match read_startup(conn, ctx, stop) {
         Ok(m) => m,
         Err(Some(f)) => {
             send(conn, &error_reply(f.code, &f.label), stop);
@@ -125,6 +126,8 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
     };
     send(conn, &Reply::Pid(launched.pid).encode(), stop);
     write_stdin(&launched.stdin, &msg.stdin);
+    // The third string is usually the management password.
+    msg.stdin.zeroize();
     let Launched {
         process,
         pid,
@@ -188,7 +191,10 @@ fn read_startup<F: NetFactory>(
             }))
         }
     };
-    match StartupMessage::decode(&buf[..n]) {
+    let decoded = StartupMessage::decode(&buf[..n]);
+    // The raw bytes hold the management password too.
+    buf.zeroize();
+    match decoded {
         Ok(d) => Ok(d.message),
         Err(e) => {
             ctx.log.error(&format!("Invalid startup data: {e}"));

@@ -67,3 +67,32 @@ pub fn revision(setting: MsgProtocol, exe_path: &str) -> (Revision, String) {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_setting_wins() {
+        assert_eq!(revision(MsgProtocol::V26, "x").0, Revision::V26);
+        assert_eq!(revision(MsgProtocol::V27, "x").0, Revision::V27);
+    }
+
+    #[test]
+    fn auto_reads_the_version_resource() {
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.to_string_lossy();
+        // Our test binaries carry no version resource: 2.7 is assumed.
+        assert_eq!(file_version(&exe), None);
+        assert_eq!(revision(MsgProtocol::Auto, &exe).0, Revision::V27);
+        // A system DLL has one (Windows and Wine alike); its major version is >= 5.
+        let system = format!(r"{}\kernel32.dll", super::super::net::system_dir_path());
+        let (major, _) = file_version(&system).expect("kernel32.dll has a version");
+        assert!(major >= 5, "{major}");
+        assert_eq!(revision(MsgProtocol::Auto, &system).0, Revision::V27);
+        assert_eq!(
+            revision(MsgProtocol::Auto, r"C:\nowhere\openvpn.exe").0,
+            Revision::V27
+        );
+    }
+}
