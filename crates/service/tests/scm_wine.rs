@@ -10,7 +10,7 @@ use openvpnserv_proto::codes::ERROR_STARTUP_DATA;
 use openvpnserv_proto::{Reply, StartupMessage};
 use openvpnserv_settings::Instance;
 use openvpnserv_testkit_win::client::{Client, Read};
-use openvpnserv_testkit_win::harness::{wine_path, RegistryInstance, WorkDir};
+use openvpnserv_testkit_win::harness::{registry_instance, wine_path, RegistryKey, WorkDir};
 use windows_service::service::{ServiceAccess, ServiceState};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
@@ -96,7 +96,7 @@ fn runs_as_an_scm_service_on_the_test_instance() {
     let work = WorkDir::new("scm-test");
     // openvpnserv.exe itself stands in for openvpn: it refuses the options and exits with 2,
     // which exercises CreateProcessAsUserW, the PID reply and the exit-code reply.
-    let _reg = RegistryInstance::new(
+    let _reg = registry_instance(
         &instance,
         &[
             ("", r"C:\OpenVPN".to_owned()),
@@ -108,8 +108,17 @@ fn runs_as_an_scm_service_on_the_test_instance() {
         &instance.service_name(),
         &format!("\"{}\" -instance interactive $test", wine_path(EXE)),
     );
+    // A rule a crashed earlier run left behind; the start-up clean-up removes it.
+    let stale = RegistryKey::new(
+        r"SYSTEM\CurrentControlSet\Services\Dnscache\Parameters\DnsPolicyConfig\OpenVPNDNSRouting-99999",
+        &[("GenericDNSServers", "10.9.9.9".to_owned())],
+    );
     let (_, out) = sc(&["start", &service.0]);
     let (pid, _) = service.wait_for(ServiceState::Running);
+    assert!(
+        !stale.exists(),
+        "start-up clean-up removes stale NRPT rules"
+    );
     let silent = Client::connect(r"\\.\pipe\openvpn$test\service")
         .unwrap_or_else(|e| panic!("connect: {e}; sc start said {out}"));
     assert_eq!(

@@ -12,8 +12,8 @@ use openvpnserv_proto::channel::{Arch, Codec, Revision};
 use openvpnserv_settings::registry::{self, RegValue};
 use openvpnserv_settings::{Instance, Settings};
 use windows_sys::Win32::System::Registry::{
-    RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegSetValueExW, HKEY, HKEY_LOCAL_MACHINE,
-    KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ,
+    RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegOpenKeyExW, RegSetValueExW, HKEY,
+    HKEY_LOCAL_MACHINE, KEY_READ, KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ,
 };
 
 /// Hands every session a clone of one recording fake.
@@ -168,17 +168,16 @@ fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(Some(0)).collect()
 }
 
-/// `HKLM\SOFTWARE\OpenVPN<id>` with test values; deleted on drop.
+/// A key under `HKLM` with `REG_SZ` test values; deleted (with everything below it) on drop.
 #[derive(Debug)]
-pub struct RegistryInstance {
+pub struct RegistryKey {
     key: String,
 }
 
-impl RegistryInstance {
+impl RegistryKey {
     /// Writes the key (`""` = the default value).
-    pub fn new(instance: &Instance, values: &[(&str, String)]) -> Self {
-        let key = instance.registry_key();
-        let wkey = wide(&key);
+    pub fn new(key: &str, values: &[(&str, String)]) -> Self {
+        let wkey = wide(key);
         let mut h: HKEY = ptr::null_mut();
         // SAFETY: NUL-terminated key name; valid out pointer.
         let rc = unsafe {
@@ -213,11 +212,32 @@ impl RegistryInstance {
         }
         // SAFETY: opened above, closed once.
         unsafe { RegCloseKey(h) };
-        Self { key }
+        Self {
+            key: key.to_owned(),
+        }
+    }
+
+    /// Whether the key still exists.
+    pub fn exists(&self) -> bool {
+        exists(&self.key)
     }
 }
 
-impl Drop for RegistryInstance {
+/// Whether `HKLM\<key>` exists.
+pub fn exists(key: &str) -> bool {
+    let wkey = wide(key);
+    let mut h: HKEY = ptr::null_mut();
+    // SAFETY: NUL-terminated name; valid out pointer; closed below.
+    unsafe {
+        let rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, wkey.as_ptr(), 0, KEY_READ, &raw mut h);
+        if rc == 0 {
+            RegCloseKey(h);
+        }
+        rc == 0
+    }
+}
+
+impl Drop for RegistryKey {
     fn drop(&mut self) {
         let wkey = wide(&self.key);
         // SAFETY: NUL-terminated key name.
@@ -227,7 +247,7 @@ impl Drop for RegistryInstance {
         let mut h: HKEY = ptr::null_mut();
         // SAFETY: NUL-terminated names; valid out pointer; the key is closed below.
         unsafe {
-            if windows_sys::Win32::System::Registry::RegOpenKeyExW(
+            if RegOpenKeyExW(
                 HKEY_LOCAL_MACHINE,
                 wparent.as_ptr(),
                 0,
@@ -240,4 +260,9 @@ impl Drop for RegistryInstance {
             }
         }
     }
+}
+
+/// `HKLM\SOFTWARE\OpenVPN<id>` with test values; deleted on drop.
+pub fn registry_instance(instance: &Instance, values: &[(&str, String)]) -> RegistryKey {
+    RegistryKey::new(&instance.registry_key(), values)
 }
