@@ -1,5 +1,5 @@
 //! The real network layer's registry side and helper runner under Wine (whose registry and
-//! CreateProcess work; its IP Helper "2" functions and WFP do not, see spec §12).
+//! `CreateProcess` work; its IP Helper "2" functions and WFP do not, see spec §12).
 #![cfg(windows)]
 
 use std::time::Duration;
