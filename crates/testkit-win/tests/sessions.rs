@@ -489,6 +489,47 @@ fn channel_pipe_descriptor_and_name() {
     );
 }
 
+/// openvpn's process gets exactly the two ACEs of spec §4.1 step 5: the service everything,
+/// the user watch-and-kill only (it holds the privileged channel).
+#[test]
+fn launched_process_has_the_intended_descriptor() {
+    use openvpnserv::windows::launch::{launch, LaunchRequest};
+    use openvpnserv::windows::token::Token;
+    let work = WorkDir::new("procsd");
+    work.write(
+        SCENARIO_FILE,
+        &Scenario {
+            send_messages: false,
+            ..Scenario::default()
+        }
+        .to_text(),
+    );
+    let token = Token::process().unwrap();
+    let sid = token
+        .user_sid("GetTokenInformation (service token)")
+        .unwrap();
+    let instance = Instance::new("procsd").unwrap();
+    let launched = launch(
+        &token,
+        &LaunchRequest {
+            exe_path: &harness::wine_path(FAKE),
+            options: "--config a.ovpn",
+            working_dir: &work.text(),
+            priority_class: 0x20,
+            channel_name: instance
+                .session_pipe_path(1, &openvpnserv::windows::launch::new_uuid().unwrap()),
+            service_sid: &sid,
+            user_sid: &sid,
+            stdin_len: 0,
+        },
+    )
+    .unwrap();
+    let got = launched.process_dacl_sddl().unwrap();
+    let want = windows_sddl::object_sddl(&sid, &sid, windows_sddl::USER_PROCESS_RIGHTS);
+    let want_dacl = &want[want.find("D:").unwrap()..];
+    assert_eq!(got, normalize_dacl_sddl(want_dacl).unwrap());
+}
+
 /// Someone else owning the pipe name before the service starts must make it fail.
 #[test]
 #[ignore = "Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE"]

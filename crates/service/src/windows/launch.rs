@@ -60,6 +60,13 @@ pub struct Launched {
     pub channel: Pipe,
 }
 
+impl Launched {
+    /// The DACL of openvpn's process as SDDL, read back from the process.
+    pub fn process_dacl_sddl(&self) -> Result<String, Win32Error> {
+        super::security::dacl_sddl_of(raw(&self.process))
+    }
+}
+
 /// A fresh v4 UUID as `UuidToStringW` renders it (lower case, no braces).
 pub fn new_uuid() -> Result<String, Win32Error> {
     // SAFETY: GUID is plain data.
