@@ -4,6 +4,7 @@
 //! rules are tested without an operating system.
 #![forbid(unsafe_code)]
 
+pub mod limits;
 pub mod windows_fake;
 pub mod windows_net;
 pub mod windows_nrpt;

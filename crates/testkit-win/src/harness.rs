@@ -96,7 +96,7 @@ pub fn settings(instance: &Instance, values: &[(&str, &str)]) -> Settings {
 }
 
 /// The usual values: install dir `C:\OpenVPN`, `exe` (a test's
-/// `env!("CARGO_BIN_EXE_fake-openvpn")`) as openvpn, configs under `work`.
+/// `env!("CARGO_BIN_EXE_fake-openvpn-win")`) as openvpn, configs under `work`.
 pub fn values(work: &WorkDir, exe: &str) -> Vec<(&'static str, String)> {
     vec![
         ("", r"C:\OpenVPN".to_owned()),

@@ -5,7 +5,7 @@
 //! * `harness`: the service in-process with a recording network layer, and test registry
 //!   instances (Windows only).
 //!
-//! The `fake-openvpn` binary is a stand-in for openvpn.exe: it takes `--msg-channel <handle>`,
+//! The `fake-openvpn-win` binary is a stand-in for openvpn.exe: it takes `--msg-channel <handle>`,
 //! sends the messages of a scenario, checks every acknowledgement and records what it saw.
 
 pub mod scenario;

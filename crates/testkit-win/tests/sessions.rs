@@ -18,7 +18,7 @@ use openvpnserv_testkit_win::client::{Client, Read};
 use openvpnserv_testkit_win::harness::{self, FakeFactory, InProcess, WorkDir};
 use openvpnserv_testkit_win::scenario::{self, Scenario, RECORD_FILE, SCENARIO_FILE};
 
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-openvpn");
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-openvpn-win");
 const LONG: Duration = Duration::from_secs(10);
 
 struct Setup {

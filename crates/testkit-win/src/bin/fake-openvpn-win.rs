@@ -9,7 +9,7 @@ fn main() {
 
 #[cfg(not(windows))]
 fn main() {
-    eprintln!("fake-openvpn: a Windows test program");
+    eprintln!("fake-openvpn-win: a Windows test program");
     std::process::exit(2);
 }
 
