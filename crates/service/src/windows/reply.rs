@@ -68,3 +68,57 @@ pub fn error_reply(code: u32, function: &str) -> Vec<u8> {
     unsafe { LocalFree(out as HLOCAL) };
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openvpnserv_proto::Reply;
+
+    fn text(bytes: &[u8]) -> String {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        String::from_utf16(&units).unwrap()
+    }
+
+    /// The bytes are whatever `FormatMessageW` makes of upstream's pattern: LF on Windows,
+    /// CRLF under Wine (spec §12); both parse to the same reply.
+    #[test]
+    fn startup_error_has_an_empty_third_line() {
+        let bytes = error_reply(ERROR_STARTUP_DATA, "GetStartupData (timeout)");
+        let t = text(&bytes);
+        assert!(
+            t == "0x20000001\nGetStartupData (timeout)\n"
+                || t == "0x20000001\r\nGetStartupData (timeout)\r\n",
+            "{t:?}"
+        );
+        assert_eq!(
+            Reply::decode(&bytes).unwrap(),
+            Reply::error(ERROR_STARTUP_DATA, "GetStartupData (timeout)", "")
+        );
+    }
+
+    #[test]
+    fn win32_error_carries_the_system_text() {
+        let reply = Reply::decode(&error_reply(2, "CreateProcessAsUser")).unwrap();
+        match reply {
+            Reply::Error {
+                code,
+                function,
+                text,
+            } => {
+                assert_eq!((code, function.as_str()), (2, "CreateProcessAsUser"));
+                assert_eq!(text, system_text(2).trim_end());
+                assert!(!text.is_empty());
+            }
+            Reply::Pid(_) => panic!("not an error reply"),
+        }
+    }
+
+    #[test]
+    fn long_labels_are_cut_to_what_the_gui_reads() {
+        let bytes = error_reply(ERROR_STARTUP_DATA, &"x".repeat(2000));
+        assert_eq!(bytes.len(), MAX_REPLY_UNITS * 2);
+    }
+}
