@@ -656,7 +656,11 @@ impl WinNet for RealNet {
             return Err(rc);
         }
         let engine = Engine(h);
-        add_filters(engine.0, filters)?;
+        if let Err(e) = add_filters(engine.0, filters) {
+            // Filters already added belong to this dynamic session and go with it.
+            self.wfp_close(engine);
+            return Err(e);
+        }
         Ok(engine)
     }
 
