@@ -33,6 +33,9 @@ pub struct Scenario {
     pub linger_ms: u64,
     /// Exit code.
     pub exit_code: u32,
+    /// A handle value of the service's process that must not have been inherited; the fake
+    /// records whether it is valid in its own process (`foreign_handle valid|invalid`).
+    pub foreign_handle: u64,
 }
 
 impl Default for Scenario {
@@ -44,6 +47,7 @@ impl Default for Scenario {
             oversize: false,
             linger_ms: 0,
             exit_code: 0,
+            foreign_handle: 0,
         }
     }
 }
@@ -52,7 +56,7 @@ impl Scenario {
     /// The file's text.
     pub fn to_text(&self) -> String {
         format!(
-            "revision {}\nmessages {}\nskip_deletes {}\noversize {}\nlinger_ms {}\nexit {}\n",
+            "revision {}\nmessages {}\nskip_deletes {}\noversize {}\nlinger_ms {}\nexit {}\nforeign_handle {}\n",
             if self.revision == Revision::V26 {
                 "2.6"
             } else {
@@ -62,7 +66,8 @@ impl Scenario {
             u8::from(self.skip_deletes),
             u8::from(self.oversize),
             self.linger_ms,
-            self.exit_code
+            self.exit_code,
+            self.foreign_handle
         )
     }
 
@@ -87,6 +92,7 @@ impl Scenario {
                 "oversize" => s.oversize = value == "1",
                 "linger_ms" => s.linger_ms = value.parse().unwrap_or(0),
                 "exit" => s.exit_code = value.parse().unwrap_or(0),
+                "foreign_handle" => s.foreign_handle = value.parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -298,6 +304,7 @@ mod tests {
             oversize: true,
             linger_ms: 5,
             exit_code: 3,
+            foreign_handle: 0x1234,
         };
         assert_eq!(Scenario::parse(&s.to_text()), s);
     }

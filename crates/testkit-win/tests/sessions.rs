@@ -180,6 +180,115 @@ fn session_end_undoes_what_openvpn_left() {
     assert_eq!(s.net.open_engines(), 0);
 }
 
+/// openvpn runs with NUL as stdout and inherits only its own three handles: an inheritable
+/// handle of the service does not reach it (spec §11).
+#[test]
+fn launch_stdio_and_inherited_handles() {
+    use std::os::windows::io::AsRawHandle;
+    let s = setup("launch", MembershipSource::NoGroups, Revision::V27, &[]);
+    // An inheritable handle in the service's process at launch time.
+    let sa = windows_sys::Win32::Security::SECURITY_ATTRIBUTES {
+        nLength: size_of::<windows_sys::Win32::Security::SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: std::ptr::null_mut(),
+        bInheritHandle: 1,
+    };
+    // SAFETY: valid attributes; an unnamed manual-reset event, closed by OwnedHandle.
+    let event = unsafe {
+        <std::os::windows::io::OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(
+            windows_sys::Win32::System::Threading::CreateEventW(
+                &raw const sa,
+                1,
+                0,
+                std::ptr::null(),
+            ),
+        )
+    };
+    s.scenario(&Scenario {
+        send_messages: false,
+        foreign_handle: event.as_raw_handle() as u64,
+        ..Scenario::default()
+    });
+    let (c, reply) = s.start("--config a.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    wait_closed(&c);
+    let record = s.record();
+    assert!(record.contains("stdout char"), "NUL: {record}");
+    assert!(record.contains("foreign_handle invalid"), "{record}");
+}
+
+/// openvpn runs with the registry's priority class (spec §4.2).
+#[test]
+#[ignore = "Wine ignores the priority class given to CreateProcess (GetPriorityClass reports NORMAL)"]
+fn launch_uses_the_registry_priority_class() {
+    let s = setup(
+        "priority",
+        MembershipSource::NoGroups,
+        Revision::V27,
+        &[("priority", "IDLE_PRIORITY_CLASS")],
+    );
+    s.scenario(&Scenario {
+        send_messages: false,
+        ..Scenario::default()
+    });
+    let (c, reply) = s.start("--config a.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    wait_closed(&c);
+    assert!(s.record().contains("priority 0x40"), "{}", s.record());
+}
+
+/// The client leaving does not end openvpn's session (spec §6.3).
+#[test]
+fn client_leaving_does_not_end_the_session() {
+    let s = setup("leave", MembershipSource::NoGroups, Revision::V27, &[]);
+    s.scenario(&Scenario {
+        linger_ms: 1500,
+        ..Scenario::default()
+    });
+    let (c, reply) = s.start("--config a.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    drop(c);
+    let deadline = Instant::now() + LONG;
+    while !s.record().contains("exit") {
+        assert!(
+            Instant::now() < deadline,
+            "openvpn did not finish: {}",
+            s.record()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s.record().contains("ack del_address"), "{}", s.record());
+}
+
+/// `max_sessions_per_user` = 1: a second session of the same user is refused at once.
+#[test]
+fn per_user_session_limit() {
+    let s = setup(
+        "peruser",
+        MembershipSource::NoGroups,
+        Revision::V27,
+        &[("max_sessions_per_user", "1")],
+    );
+    s.scenario(&Scenario {
+        send_messages: false,
+        linger_ms: 3000,
+        ..Scenario::default()
+    });
+    let (first, reply) = s.start("--config a.ovpn", "");
+    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let (_second, reply) = s.start("--config a.ovpn", "");
+    assert_eq!(
+        error_code(&reply),
+        openvpnserv_proto::codes::ERROR_TOO_MANY_SESS,
+        "{reply:?}"
+    );
+    wait_closed(&first);
+    let (_third, reply) = s.start("--config a.ovpn", "");
+    assert!(
+        matches!(reply, Reply::Pid(_)),
+        "the slot is given back: {reply:?}"
+    );
+}
+
 #[test]
 fn nonzero_exit_code_is_reported_after_the_pid() {
     let s = setup("exit3", MembershipSource::NoGroups, Revision::V27, &[]);

@@ -127,7 +127,7 @@ pub fn main(cli: &Cli) -> ExitCode {
     if cli.start {
         return scm::start(&instance);
     }
-    println!("{} - use -help for usage", instance.display_name());
+    println!("{} - use --help for usage", instance.display_name());
     println!("StartServiceCtrlDispatcher being called.");
     println!("This may take a few seconds. Please wait.");
     if let Err(e) = scm::dispatch(instance) {

@@ -22,11 +22,14 @@ mod fake {
 
     use openvpnserv_proto::channel::{Arch, Codec};
     use openvpnserv_testkit_win::scenario::{self, Scenario};
-    use windows_sys::Win32::Foundation::HANDLE;
-    use windows_sys::Win32::Storage::FileSystem::{ReadFile, WriteFile};
-    use windows_sys::Win32::System::Console::{GetStdHandle, STD_INPUT_HANDLE};
+    use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE};
+    use windows_sys::Win32::Storage::FileSystem::{
+        GetFileType, ReadFile, WriteFile, FILE_TYPE_CHAR,
+    };
+    use windows_sys::Win32::System::Console::{GetStdHandle, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE};
     use windows_sys::Win32::System::Environment::GetCommandLineW;
     use windows_sys::Win32::System::Pipes::PeekNamedPipe;
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetPriorityClass};
 
     fn record(line: &str) {
         let mut f = OpenOptions::new()
@@ -83,6 +86,28 @@ mod fake {
         format!("{buf:?}")
     }
 
+    fn priority_class() -> u32 {
+        // SAFETY: the pseudo handle of this process.
+        unsafe { GetPriorityClass(GetCurrentProcess()) }
+    }
+
+    /// `char` for a character device such as NUL, else `other`.
+    fn stdout_kind() -> &'static str {
+        // SAFETY: no preconditions; the handle is only inspected.
+        let kind = unsafe { GetFileType(GetStdHandle(STD_OUTPUT_HANDLE)) };
+        if kind == FILE_TYPE_CHAR {
+            "char"
+        } else {
+            "other"
+        }
+    }
+
+    fn handle_is_valid(h: HANDLE) -> bool {
+        let mut flags = 0;
+        // SAFETY: only asks about the handle value; an invalid one yields an error.
+        unsafe { GetHandleInformation(h, &raw mut flags) != 0 }
+    }
+
     fn write(h: HANDLE, bytes: &[u8]) -> bool {
         let mut n = 0;
         // SAFETY: `h` is the inherited channel handle; the buffer outlives the call.
@@ -127,6 +152,15 @@ mod fake {
                 .unwrap_or_default()
         ));
         record(&format!("stdin {}", stdin_text()));
+        record(&format!("priority 0x{:x}", priority_class()));
+        record(&format!("stdout {}", stdout_kind()));
+        if s.foreign_handle != 0 {
+            let valid = handle_is_valid(s.foreign_handle as usize as HANDLE);
+            record(&format!(
+                "foreign_handle {}",
+                if valid { "valid" } else { "invalid" }
+            ));
+        }
         let args: Vec<String> = std::env::args().collect();
         let handle = args
             .iter()
