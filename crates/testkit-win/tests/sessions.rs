@@ -57,6 +57,16 @@ impl Setup {
         (c, r)
     }
 
+    /// Starts openvpn and expects the PID reply.
+    fn start_ok(&self, options: &str) -> Client {
+        let (c, reply) = self.start(options, "");
+        assert!(
+            matches!(reply, Reply::Pid(p) if p != 0),
+            "{options}: {reply:?}"
+        );
+        c
+    }
+
     fn scenario(&self, s: &Scenario) {
         self.work.write(SCENARIO_FILE, &s.to_text());
     }
@@ -153,8 +163,7 @@ fn session_end_undoes_what_openvpn_left() {
         skip_deletes: true,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     wait_closed(&c);
     let t = s.net.transcript();
     let at = |prefix: &str| {
@@ -208,8 +217,7 @@ fn launch_stdio_and_inherited_handles() {
         foreign_handle: event.as_raw_handle() as u64,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     wait_closed(&c);
     let record = s.record();
     assert!(record.contains("stdout char"), "NUL: {record}");
@@ -230,8 +238,7 @@ fn launch_uses_the_registry_priority_class() {
         send_messages: false,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     wait_closed(&c);
     assert!(s.record().contains("priority 0x40"), "{}", s.record());
 }
@@ -244,8 +251,7 @@ fn client_leaving_does_not_end_the_session() {
         linger_ms: 1500,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     drop(c);
     let deadline = Instant::now() + LONG;
     while !s.record().contains("exit") {
@@ -273,8 +279,7 @@ fn per_user_session_limit() {
         linger_ms: 3000,
         ..Scenario::default()
     });
-    let (first, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let first = s.start_ok("--config a.ovpn");
     let (_second, reply) = s.start("--config a.ovpn", "");
     assert_eq!(
         error_code(&reply),
@@ -282,11 +287,8 @@ fn per_user_session_limit() {
         "{reply:?}"
     );
     wait_closed(&first);
-    let (_third, reply) = s.start("--config a.ovpn", "");
-    assert!(
-        matches!(reply, Reply::Pid(_)),
-        "the slot is given back: {reply:?}"
-    );
+    // The slot is given back.
+    let _third = s.start_ok("--config a.ovpn");
 }
 
 #[test]
@@ -297,8 +299,7 @@ fn nonzero_exit_code_is_reported_after_the_pid() {
         exit_code: 3,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     let late = wait_closed(&c);
     assert_eq!(late, vec![Reply::exit_error(3)]);
 }
@@ -315,8 +316,7 @@ fn openvpn_numbering_2_6_is_served() {
         revision: Revision::V26,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     wait_closed(&c);
     let record = s.record();
     for step in scenario::messages(Revision::V26) {
@@ -335,8 +335,7 @@ fn cve_2024_27459_oversized_channel_message() {
         linger_ms: 20_000,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     let begun = Instant::now();
     // No ack; the channel is dropped and openvpn killed after the 2 s grace (no exit-code
     // reply for a killed openvpn).
@@ -388,8 +387,7 @@ fn malformed_startup_data_is_refused_and_the_service_survives() {
         send_messages: false,
         ..Scenario::default()
     });
-    let (_c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let _c = s.start_ok("--config a.ovpn");
 }
 
 #[test]
@@ -420,8 +418,7 @@ fn cve_2025_13751_connect_and_close_loop() {
         send_messages: false,
         ..Scenario::default()
     });
-    let (_c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let _c = s.start_ok("--config a.ovpn");
 }
 
 /// With `max_sessions` = 3, three silent clients hold every worker; the fourth is told at
@@ -489,9 +486,7 @@ fn ordinary_user_policy_refusals() {
     });
     let abs = format!(r"--config {}A.OVPN", s.work.config_dir().to_uppercase());
     for ok in ["--config a.ovpn", r"--config sub\..\a.ovpn", abs.as_str()] {
-        let (c, reply) = s.start(ok, "");
-        assert!(matches!(reply, Reply::Pid(_)), "{ok}: {reply:?}");
-        wait_closed(&c);
+        wait_closed(&s.start_ok(ok));
     }
 }
 
@@ -504,8 +499,7 @@ fn administrator_from_the_token_is_authorized() {
         send_messages: false,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn --plugin x.dll", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn --plugin x.dll");
     wait_closed(&c);
     assert!(s.record().contains("--plugin x.dll --msg-channel"));
 }
@@ -542,8 +536,7 @@ fn service_stop_ends_sessions() {
         linger_ms: 60_000,
         ..Scenario::default()
     });
-    let (c, reply) = s.start("--config a.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let c = s.start_ok("--config a.ovpn");
     let begun = Instant::now();
     s.service.stop().unwrap();
     assert!(
@@ -718,8 +711,7 @@ fn openvpnserv2_service_account_is_authorized() {
         send_messages: false,
         ..Scenario::default()
     });
-    let (_c, reply) = s.start(r"--config C:\autostart\x.ovpn", "");
-    assert!(matches!(reply, Reply::Pid(_)), "{reply:?}");
+    let _c = s.start_ok(r"--config C:\autostart\x.ovpn");
 }
 
 #[test]
