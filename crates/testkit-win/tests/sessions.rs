@@ -547,21 +547,27 @@ fn service_stop_ends_sessions() {
     assert_eq!(c.read(Duration::from_secs(1)), Read::Closed);
 }
 
-/// The client pipe's DACL, read back, is the SDDL of spec §1.3 (CVE-2024-4877).
-#[test]
-fn cve_2024_4877_client_pipe_descriptor() {
-    let instance = Instance::new("sddl").unwrap();
-    let work = WorkDir::new("sddl");
+/// A service context for `instance` (not yet bound), with its work directory.
+fn context(instance: &Instance) -> (Context<FakeFactory>, WorkDir) {
+    let work = WorkDir::new(instance.id());
     let values = harness::values(&work, FAKE);
     let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ctx = Context::new(
         instance.clone(),
-        harness::settings(&instance, &pairs),
+        harness::settings(instance, &pairs),
         Codec::new(Arch::NATIVE, Revision::V27),
         MembershipSource::NoGroups,
         FakeFactory::default(),
     )
     .unwrap();
+    (ctx, work)
+}
+
+/// The client pipe's DACL, read back, is the SDDL of spec §1.3 (CVE-2024-4877).
+#[test]
+fn cve_2024_4877_client_pipe_descriptor() {
+    let instance = Instance::new("sddl").unwrap();
+    let (ctx, _work) = context(&instance);
     let server = Server::bind(ctx).unwrap();
     let got = server.listening().dacl_sddl().unwrap();
     assert_eq!(got, normalize_dacl_sddl(windows_sddl::CLIENT_PIPE).unwrap());
@@ -608,8 +614,9 @@ fn launched_process_has_the_intended_descriptor() {
     );
     let token = Token::process().unwrap();
     let sid = token
-        .user_sid("GetTokenInformation (service token)")
-        .unwrap();
+        .user("GetTokenInformation (service token)")
+        .unwrap()
+        .sid;
     let instance = Instance::new("procsd").unwrap();
     let launched = launch(
         &token,
@@ -645,17 +652,7 @@ fn cve_2024_4877_pre_created_pipe_name_stops_the_service() {
         &sd,
     )
     .unwrap();
-    let work = WorkDir::new("squat");
-    let values = harness::values(&work, FAKE);
-    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctx = Context::new(
-        instance.clone(),
-        harness::settings(&instance, &pairs),
-        Codec::new(Arch::NATIVE, Revision::V27),
-        MembershipSource::NoGroups,
-        FakeFactory::default(),
-    )
-    .unwrap();
+    let (ctx, _work) = context(&instance);
     assert!(Server::bind(ctx).is_err());
 }
 

@@ -68,7 +68,9 @@ impl<F: NetFactory> Context<F> {
         membership: MembershipSource,
         net: F,
     ) -> Result<Self, Win32Error> {
-        let service_sid = Token::process()?.user_sid("GetTokenInformation (service token)")?;
+        let service_sid = Token::process()?
+            .user("GetTokenInformation (service token)")?
+            .sid;
         let admin_groups = vec![
             administrators_group_name(),
             settings.ovpn_admin_group.clone(),

@@ -212,8 +212,9 @@ fn start<'a, F: NetFactory>(
 ) -> Result<(Launched, Slot<'a, F>), Failure> {
     let imp = Impersonation::start(conn)?;
     let token = Token::thread()?;
-    let user_sid = token.user_sid("GetTokenInformation (impersonation token)")?;
-    let (user, domain) = token.account().unwrap_or_else(|e| {
+    let token_user = token.user("GetTokenInformation (impersonation token)")?;
+    let user_sid = token_user.sid.clone();
+    let (user, domain) = token_user.account().unwrap_or_else(|e| {
         ctx.log.error(&format!("{e}"));
         (String::new(), String::new())
     });
@@ -232,7 +233,7 @@ fn start<'a, F: NetFactory>(
     };
     let decision = match ctx.membership {
         MembershipSource::Token => {
-            let membership = TokenMembership::from_token(&token)?;
+            let membership = TokenMembership::new(&token_user, &token)?;
             decide_windows(
                 &msg.options,
                 &msg.working_dir,

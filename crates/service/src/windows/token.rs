@@ -127,12 +127,15 @@ impl Token {
         Ok(Self(owned(h)))
     }
 
-    /// The user SID as text (`label` names the failing step in a reply).
-    pub fn user_sid(&self, label: &str) -> Result<String, Win32Error> {
+    /// The token's user (`label` names the failing step in a reply).
+    pub fn user(&self, label: &str) -> Result<User, Win32Error> {
         let buf = token_info(self.raw(), TokenUser, label)?;
         // SAFETY: the buffer holds a TOKEN_USER whose SID points inside the buffer.
         let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
-        sid_string(user.User.Sid)
+        Ok(User {
+            sid: sid_string(user.User.Sid)?,
+            sid_bytes: sid_bytes(user.User.Sid),
+        })
     }
 
     /// Every group SID in the token (attributes are not looked at, as upstream: a
@@ -151,29 +154,22 @@ impl Token {
         };
         Ok(entries.iter().map(|g| sid_bytes(g.Sid)).collect())
     }
+}
 
-    /// `(user, domain)` of the token's user.
+/// A token's user, read once per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The SID as `S-1-…` text.
+    pub sid: String,
+    /// The SID's bytes.
+    pub sid_bytes: Vec<u8>,
+}
+
+impl User {
+    /// `(name, domain)` (`LookupAccountSidW`).
     pub fn account(&self) -> Result<(String, String), Win32Error> {
-        let buf = token_info(
-            self.raw(),
-            TokenUser,
-            "GetTokenInformation (impersonation token)",
-        )?;
-        // SAFETY: as in `user_sid`.
-        let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
-        lookup_sid(user.User.Sid)
-    }
-
-    /// The user SID's bytes.
-    pub fn user_sid_bytes(&self) -> Result<Vec<u8>, Win32Error> {
-        let buf = token_info(
-            self.raw(),
-            TokenUser,
-            "GetTokenInformation (impersonation token)",
-        )?;
-        // SAFETY: as in `user_sid`.
-        let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
-        Ok(sid_bytes(user.User.Sid))
+        let mut sid = self.sid_bytes.clone();
+        lookup_sid(sid.as_mut_ptr().cast())
     }
 }
 
@@ -261,10 +257,10 @@ pub struct TokenMembership {
 }
 
 impl TokenMembership {
-    /// Reads what is needed from the impersonation token.
-    pub fn from_token(token: &Token) -> Result<Self, Win32Error> {
+    /// Membership of `user`, the user of the impersonation `token`.
+    pub fn new(user: &User, token: &Token) -> Result<Self, Win32Error> {
         Ok(Self {
-            user: token.user_sid_bytes()?,
+            user: user.sid_bytes.clone(),
             groups: token.group_sids()?,
         })
     }
