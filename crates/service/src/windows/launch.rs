@@ -157,7 +157,12 @@ impl HandleList {
         };
         // SAFETY: `buf` holds `size` bytes, suitably aligned.
         let ok = unsafe { InitializeProcThreadAttributeList(list.ptr(), 1, 0, &raw mut size) };
-        check(ok, "InitializeProcThreadAttributeList")?;
+        if ok == 0 {
+            let e = Win32Error::last("InitializeProcThreadAttributeList");
+            // Not initialized: nothing for Drop to delete.
+            list.buf.clear();
+            return Err(e);
+        }
         // SAFETY: the list is initialized; `handles` lives in `self` (boxed, so its address is
         // stable) for as long as the list does.
         let ok = unsafe {
