@@ -134,6 +134,7 @@ impl Pipe {
     /// Runs one overlapped operation to its end, or cancels it.
     fn io(
         &self,
+        label: &str,
         stop: Option<&Event>,
         timeout: Option<Duration>,
         start: impl FnOnce(*mut OVERLAPPED) -> i32,
@@ -148,7 +149,7 @@ impl Pipe {
             // SAFETY: no preconditions.
             let err = unsafe { GetLastError() };
             if err != ERROR_IO_PENDING {
-                return Err(IoError::Os(Win32Error::new(err, "")));
+                return Err(IoError::Os(Win32Error::new(err, label)));
             }
             let wake = wait(self.event.raw(), stop, timeout);
             if wake != Wake::Ready {
@@ -171,7 +172,7 @@ impl Pipe {
         if ok == 0 {
             // SAFETY: no preconditions.
             let err = unsafe { GetLastError() };
-            return Err(IoError::Os(Win32Error::new(err, "")));
+            return Err(IoError::Os(Win32Error::new(err, label)));
         }
         Ok(n)
     }
@@ -180,7 +181,7 @@ impl Pipe {
     /// once (`ERROR_NO_DATA`): the instance has been disconnected and can be reused.
     pub fn connect(&self, stop: &Event) -> Result<bool, IoError> {
         // SAFETY: the handle is valid; `ov` is provided by `io` and outlives the operation.
-        match self.io(Some(stop), None, |ov| unsafe {
+        match self.io("ConnectNamedPipe", Some(stop), None, |ov| unsafe {
             ConnectNamedPipe(self.raw(), ov)
         }) {
             Ok(_) => Ok(true),
@@ -203,7 +204,7 @@ impl Pipe {
     ) -> Result<usize, IoError> {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let ptr = buf.as_mut_ptr();
-        let n = self.io(stop, timeout, |ov| {
+        let n = self.io("ReadFile", stop, timeout, |ov| {
             // SAFETY: `buf` outlives the operation (`io` waits for completion or cancellation).
             unsafe { ReadFile(self.raw(), ptr.cast(), len, ptr::null_mut(), ov) }
         })?;
@@ -213,7 +214,7 @@ impl Pipe {
     /// Writes one message, within [`IO_TIMEOUT`].
     pub fn write(&self, data: &[u8], stop: Option<&Event>) -> Result<(), IoError> {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.io(stop, Some(IO_TIMEOUT), |ov| {
+        self.io("WriteFile", stop, Some(IO_TIMEOUT), |ov| {
             // SAFETY: `data` outlives the operation (`io` waits for completion or cancellation).
             unsafe { WriteFile(self.raw(), data.as_ptr(), len, ptr::null_mut(), ov) }
         })
