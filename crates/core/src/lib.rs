@@ -3,4 +3,13 @@
 //! Platform code performs the changes; this crate decides and keeps the books, so that the
 //! rules are tested without an operating system.
 #![forbid(unsafe_code)]
+
 pub mod limits;
+pub mod windows_fake;
+pub mod windows_net;
+pub mod windows_nrpt;
+pub mod windows_sddl;
+pub mod windows_searchlist;
+pub mod windows_session;
+pub mod windows_undo;
+pub mod windows_wfp;
