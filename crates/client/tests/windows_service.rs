@@ -12,7 +12,7 @@ use iservice::service::windows::PipeTransport;
 use iservice::service::{start, ConnectError, Endpoint, ServerCheck, ServiceEvent, Timeouts};
 use iservice::StartupMessage;
 use openvpnserv_settings::Instance;
-use openvpnserv_testkit_win::harness::{registry_instance, WorkDir};
+use openvpnserv_testkit_win::harness::{registry_instance, wine_path, WorkDir};
 
 /// `openvpnserv.exe` from this target directory (built by the workspace's tests, which the
 /// service's own SCM tests need too).
@@ -158,5 +158,47 @@ fn startup_cases_against_the_windows_service() {
     assert!(
         matches!(err, ConnectError::WrongServer { expected, .. } if expected == std::process::id()),
         "{err:?}"
+    );
+
+    // The command itself: the SCM check passes, openvpn (here openvpnserv.exe) starts and
+    // exits with 2, and the user learns that openvpn failed, with its exit code.
+    work.write("a.ovpn", "client\n");
+    let out = Command::new(wine_path(env!("CARGO_BIN_EXE_iservice")))
+        .arg("connect")
+        .arg(work.path().join("a.ovpn"))
+        .args([
+            "-instance",
+            "interactive",
+            instance.id(),
+            "--json",
+            "--non-interactive",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"service_connected"), "{text}");
+    assert!(
+        names.contains(&"started") && names.contains(&"service_error"),
+        "{text}"
+    );
+    let exit = events.last().unwrap();
+    assert_eq!(exit["outcome"], "openvpn_failed");
+    assert!(
+        exit["message"].as_str().unwrap().contains("error code 2"),
+        "{text}"
     );
 }
