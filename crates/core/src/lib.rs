@@ -3,3 +3,10 @@
 //! Platform code performs the changes; this crate decides and keeps the books, so that the
 //! rules are tested without an operating system.
 #![forbid(unsafe_code)]
+
+pub mod linux_config;
+pub mod linux_dns;
+pub mod linux_hook;
+pub mod linux_iproute;
+pub mod linux_journal;
+pub mod linux_policy;
