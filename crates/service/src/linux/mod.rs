@@ -7,6 +7,7 @@ use openvpnserv_settings::{linux as settings_file, Instance, Settings};
 
 use crate::cli::Cli;
 
+pub mod net;
 pub mod network;
 
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default

@@ -1,0 +1,166 @@
+//! The undo journal on disk, under the instance's run directory (design §5).
+//!
+//! A journal file starts as a complete snapshot written to a temporary name, fsynced and
+//! renamed into place, so a journal is either absent or readable. Each record after that is
+//! appended with one `write(2)` before (intent) and after (done/gone) the change it describes:
+//! once `write` returns, the record survives the death of the service, which is the crash the
+//! journal is for. Records are not fsynced one by one: that would cost a disk flush per route
+//! on a disk-backed `/run`, and protects only against a kernel crash or power loss, after which
+//! the tun, routes, nftables table and D-Bus state the journal describes are gone anyway. A
+//! torn last line is skipped at replay. When the file holds many more records than live
+//! changes it is compacted the same way it was created (temp, fsync, rename).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use openvpnserv_core::linux_journal::{self, Journal, Record};
+
+const PREFIX: &str = "net-";
+const SUFFIX: &str = ".journal";
+
+/// One session's journal file.
+#[derive(Debug)]
+pub(crate) struct JournalFile {
+    path: PathBuf,
+    file: File,
+    session: Record,
+    records: usize,
+}
+
+/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+fn write_atomically(path: &Path, records: &[Record]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&r.to_line());
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl JournalFile {
+    /// Creates the journal of session `id` in `dir`.
+    pub(crate) fn create(dir: &Path, id: u64, session: Record) -> io::Result<Self> {
+        let path = dir.join(format!("{PREFIX}{id}{SUFFIX}"));
+        write_atomically(&path, std::slice::from_ref(&session))?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Self {
+            path,
+            file,
+            session,
+            records: 1,
+        })
+    }
+
+    /// Appends a record.
+    pub(crate) fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.file.write_all(record.to_line().as_bytes())?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Rewrites the file as a snapshot of `journal` when it has grown far past it.
+    pub(crate) fn maybe_compact(&mut self, journal: &Journal) -> io::Result<()> {
+        if self.records < 4096 || self.records < 4 * journal.len() {
+            return Ok(());
+        }
+        let snapshot = journal.snapshot(&self.session);
+        write_atomically(&self.path, &snapshot)?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.records = snapshot.len();
+        Ok(())
+    }
+
+    /// Removes the file (the session is fully undone).
+    pub(crate) fn remove(self) -> io::Result<()> {
+        fs::remove_file(&self.path)
+    }
+}
+
+/// A journal left in `dir` by a previous run.
+#[derive(Debug)]
+pub(crate) struct Leftover {
+    /// Its file.
+    pub(crate) path: PathBuf,
+    /// Its readable records.
+    pub(crate) records: Vec<Record>,
+    /// Lines that could not be read.
+    pub(crate) unreadable: usize,
+}
+
+/// Every journal in `dir` (none if the directory does not exist).
+pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX) && entry.file_type()?.is_file()) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&fs::read(entry.path())?).into_owned();
+        let (records, unreadable) = linux_journal::parse(&text);
+        out.push(Leftover {
+            path: entry.path(),
+            records,
+            unreadable,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openvpnserv_core::linux_journal::Change;
+
+    #[test]
+    fn records_survive_and_compaction_keeps_live_changes() {
+        let dir = std::env::temp_dir().join(format!("ovs-journal-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let session = Record::Session {
+            id: 4,
+            uid: 1000,
+            user: "u".into(),
+        };
+        let mut jf = JournalFile::create(&dir, 4, session).unwrap();
+        let mut j = Journal::new();
+        let (keep, r) = j.intend(Change::Firewall { table: "t".into() });
+        jf.write(&r).unwrap();
+        jf.write(&j.confirm(keep)).unwrap();
+        for _ in 0..3000 {
+            let (s, r) = j.intend(Change::DeviceNode { path: "/x".into() });
+            jf.write(&r).unwrap();
+            jf.write(&j.forget(s)).unwrap();
+        }
+        jf.maybe_compact(&j).unwrap();
+        let left = leftovers(&dir).unwrap();
+        assert_eq!(left.len(), 1);
+        // Session, intent, done: the 6000 dead records are gone.
+        assert_eq!(left[0].records.len(), 3);
+        let replayed = Journal::from_records(&left[0].records);
+        assert_eq!(replayed.undo_plan().len(), 1);
+        jf.remove().unwrap();
+        assert!(leftovers(&dir).unwrap().is_empty());
+        fs::remove_dir(&dir).unwrap();
+    }
+}

@@ -1,0 +1,302 @@
+//! One session's network state: each channel request checked by the policy, performed, and
+//! written in the journal; everything undone at the end.
+
+use std::cell::Cell;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use openvpnserv_core::linux_dns::DnsState;
+use openvpnserv_core::linux_iproute::describe;
+use openvpnserv_core::linux_journal::{Change, Journal};
+use openvpnserv_core::linux_policy::{decide, Action, Facts, Path, Refusal, Tun};
+use openvpnserv_proto::channel::Request;
+use openvpnserv_proto::codes;
+use tracing::{info, warn};
+
+use super::journal_file::JournalFile;
+use super::{dns, firewall, tun, Shared};
+use crate::linux::network::{NetworkSession, SessionUser};
+
+/// A session of the real network layer.
+#[derive(Debug)]
+pub struct LinuxSession {
+    pub(super) id: u64,
+    pub(super) user: SessionUser,
+    pub(super) tun: Tun,
+    pub(super) journal: Journal,
+    pub(super) file: Option<JournalFile>,
+    pub(super) dns: DnsState,
+    pub(super) shared: Arc<Shared>,
+    pub(super) openvpn_pid: Option<u32>,
+}
+
+/// Whether an error means "it is not there": fine for an undo.
+fn already_gone(e: &io::Error) -> bool {
+    use nix::libc::{EADDRNOTAVAIL, ENODEV, ENOENT, ESRCH};
+    matches!(
+        e.raw_os_error(),
+        Some(ENOENT | ESRCH | ENODEV | EADDRNOTAVAIL)
+    ) || e.kind() == io::ErrorKind::NotFound
+}
+
+/// The ack code for an OS error.
+pub fn code_of(e: &io::Error) -> u32 {
+    use nix::libc::{EACCES, EEXIST, EINVAL, ENETUNREACH, ENOENT, EPERM, ERANGE, ESRCH};
+    match e.raw_os_error() {
+        Some(EEXIST) => codes::ERROR_OBJECT_ALREADY_EXISTS,
+        Some(ENOENT | ESRCH) => codes::ERROR_NOT_FOUND,
+        Some(EPERM | EACCES) => codes::ERROR_ACCESS_DENIED,
+        Some(EINVAL | ERANGE | ENETUNREACH) => codes::ERROR_INVALID_PARAMETER,
+        _ => codes::ERROR_INVALID_DATA,
+    }
+}
+
+/// Undoes one journalled change; "already gone" counts as done.
+pub(super) async fn undo(shared: &Shared, change: &Change) -> io::Result<()> {
+    let r = match change {
+        Change::Tun { name } => match shared.rtnl.link_index(name).await? {
+            Some(i) => shared.rtnl.delete_link(i).await,
+            None => Ok(()),
+        },
+        Change::DeviceNode { path } => tun::remove_node(std::path::Path::new(path)),
+        Change::Address(a) => shared.rtnl.del_address(a).await,
+        Change::Route(r) => shared.rtnl.del_route(r).await,
+        Change::Dns(u) => dns::revert(u).await,
+        Change::Firewall { table } => firewall::delete(table).await,
+    };
+    match r {
+        Err(e) if already_gone(&e) => Ok(()),
+        other => other,
+    }
+}
+
+impl LinuxSession {
+    fn write(&mut self, record: &openvpnserv_core::linux_journal::Record) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => {
+                f.write(record)?;
+                f.maybe_compact(&self.journal)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the intent for `change`; nothing may be changed if this fails.
+    pub(super) fn begin(&mut self, change: Change) -> io::Result<u64> {
+        let (seq, record) = self.journal.intend(change);
+        if let Err(e) = self.write(&record) {
+            self.journal.forget(seq);
+            return Err(e);
+        }
+        Ok(seq)
+    }
+
+    /// Records the outcome of `seq`: confirmed, or gone if it failed.
+    pub(super) fn end(&mut self, seq: u64, done: bool) -> io::Result<()> {
+        let record = if done {
+            self.journal.confirm(seq)
+        } else {
+            self.journal.forget(seq)
+        };
+        self.write(&record)
+    }
+
+    /// Undoes the journal's change `seq` and forgets it.
+    async fn unmake(&mut self, seq: u64) -> io::Result<()> {
+        let Some(entry) = self.journal.get(seq) else {
+            return Ok(());
+        };
+        let change = entry.change.clone();
+        undo(&self.shared, &change).await?;
+        self.end(seq, false)
+    }
+
+    /// The host route outside the tunnel, if the session has one (the VPN server).
+    fn server(&self) -> Option<IpAddr> {
+        self.journal.live().find_map(|(_, e)| match &e.change {
+            Change::Route(r) if r.oif != self.tun.ifindex => Some(r.dst),
+            _ => None,
+        })
+    }
+
+    async fn decide(&self, request: &Request) -> Result<Action, Refusal> {
+        let facts = Facts {
+            tun: &self.tun,
+            journal: &self.journal,
+            dns: &self.dns,
+        };
+        // Most requests never need the kernel's path to a host; look it up only when the
+        // policy asked for it.
+        let asked = Cell::new(None);
+        let first = decide(facts, request, &|dst| {
+            asked.set(Some(dst));
+            None
+        });
+        let Some(dst) = asked.get() else {
+            return first;
+        };
+        let path: Option<Path> = match self.shared.rtnl.route_to(dst).await {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(Refusal {
+                    code: code_of(&e),
+                    reason: format!("looking up the route to {dst}: {e}"),
+                })
+            }
+        };
+        decide(facts, request, &|_| path.clone())
+    }
+
+    async fn execute(&mut self, action: Action) -> io::Result<()> {
+        let rtnl = self.shared.rtnl.clone();
+        match action {
+            Action::SetLink { mtu } => rtnl.set_link(self.tun.ifindex, mtu).await,
+            Action::AddAddress(a) => {
+                let seq = self.begin(Change::Address(a.clone()))?;
+                let r = rtnl.add_address(&a).await;
+                self.end(seq, r.is_ok())?;
+                r
+            }
+            Action::AddRoute(rt) => {
+                let seq = self.begin(Change::Route(rt.clone()))?;
+                let r = rtnl.add_route(&rt).await;
+                self.end(seq, r.is_ok())?;
+                r
+            }
+            Action::DelAddress(seq) | Action::DelRoute(seq) => self.unmake(seq).await,
+            Action::Dns(state) => self.set_dns(state).await,
+            Action::Block { dns_only } => {
+                if self
+                    .journal
+                    .find(|c| matches!(c, Change::Firewall { .. }))
+                    .is_some()
+                {
+                    return Ok(());
+                }
+                let table = format!("{}{}", self.shared.table_prefix, self.id);
+                let seq = self.begin(Change::Firewall {
+                    table: table.clone(),
+                })?;
+                let r = firewall::add(&table, &self.tun.name, dns_only, self.server()).await;
+                self.end(seq, r.is_ok())?;
+                r
+            }
+            Action::Unblock => match self.journal.find(|c| matches!(c, Change::Firewall { .. })) {
+                Some(seq) => self.unmake(seq).await,
+                None => Ok(()),
+            },
+            Action::Nothing => Ok(()),
+        }
+    }
+
+    async fn set_dns(&mut self, state: DnsState) -> io::Result<()> {
+        let live = self.journal.find(|c| matches!(c, Change::Dns(_)));
+        if state.is_empty() {
+            if let Some(seq) = live {
+                self.unmake(seq).await?;
+            }
+            self.dns = state;
+            return Ok(());
+        }
+        let new = live.is_none();
+        let seq = if let Some(seq) = live {
+            seq
+        } else {
+            let Some(u) = self.shared.dns.undo_for(&self.tun, self.id) else {
+                info!(
+                    session = self.id,
+                    "DNS settings ignored: dns_backend is none"
+                );
+                self.dns = state;
+                return Ok(());
+            };
+            self.begin(Change::Dns(u))?
+        };
+        let Some(Change::Dns(u)) = self.journal.get(seq).map(|e| e.change.clone()) else {
+            return Ok(());
+        };
+        match dns::apply(&u, &self.tun, &state).await {
+            Ok(()) => {
+                if new {
+                    self.end(seq, true)?;
+                }
+                self.dns = state;
+                Ok(())
+            }
+            Err(e) => {
+                if new {
+                    // Take back whatever part was applied before the failure.
+                    if let Err(r) = dns::revert(&u).await {
+                        warn!(session = self.id, "reverting partial DNS settings: {r}");
+                    }
+                    self.end(seq, false)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes everything, newest first; keeps the journal file if something could not be
+    /// undone, so the next start tries again.
+    pub(super) async fn undo_all(&mut self) {
+        let mut failed = 0;
+        for (seq, change) in self.journal.undo_plan() {
+            match undo(&self.shared, &change).await {
+                Ok(()) => {
+                    if let Err(e) = self.end(seq, false) {
+                        warn!(session = self.id, "journal: {e}");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    warn!(session = self.id, user = %self.user.name, "could not undo {change:?}: {e}");
+                }
+            }
+        }
+        if let Some(f) = self.file.take() {
+            if failed == 0 {
+                if let Err(e) = f.remove() {
+                    warn!(session = self.id, "removing the journal: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl NetworkSession for LinuxSession {
+    fn started(&mut self, pid: u32) {
+        self.openvpn_pid = Some(pid);
+    }
+
+    async fn handle(&mut self, request: Request) -> u32 {
+        let what = describe(&request);
+        match self.decide(&request).await {
+            Err(refusal) => {
+                warn!(
+                    session = self.id,
+                    user = %self.user.name,
+                    uid = self.user.uid,
+                    request = %what,
+                    code = refusal.code,
+                    "refused: {}",
+                    refusal.reason
+                );
+                refusal.code
+            }
+            Ok(action) => match self.execute(action).await {
+                Ok(()) => codes::NO_ERROR,
+                Err(e) => {
+                    let code = code_of(&e);
+                    warn!(session = self.id, user = %self.user.name, request = %what, code, "failed: {e}");
+                    code
+                }
+            },
+        }
+    }
+
+    async fn cleanup(mut self) {
+        self.undo_all().await;
+        info!(session = self.id, user = %self.user.name, "network changes undone");
+    }
+}
