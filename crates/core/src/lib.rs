@@ -4,6 +4,7 @@
 //! rules are tested without an operating system.
 #![forbid(unsafe_code)]
 
+pub mod limits;
 pub mod linux_config;
 pub mod linux_dns;
 pub mod linux_hook;

@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn upstream_switches_any_case() {
-        let cli = parse(&["-INSTANCE", "Interactive", "$test", "-check-config"]);
+        let cli = parse(&["-INSTANCE", "Interactive", "$test", "--check-config"]);
         assert_eq!(cli.instance().unwrap().id(), "$test");
         assert!(parse(&["-Install"]).install);
         assert!(parse(&["-remove"]).remove);

@@ -1,14 +1,32 @@
-//! The Linux service.
+//! The Linux service (design §1): a root daemon on `/run/openvpn<id>/service` that starts
+//! openvpn as the calling user and performs its network changes.
+//!
+//! * [`listener`]: the socket (bound here or passed by systemd).
+//! * [`server`]: accept loop, readiness, stop.
+//! * [`session`]: one client, from startup message to clean-up.
+//! * [`identity`]: who the caller is, from the kernel.
+//! * [`launch`]: fork/exec as the caller.
+//! * [`network`]: the seam to the network layer.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use openvpnserv_settings::{linux as settings_file, Instance, Settings};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
 
 use crate::cli::Cli;
 
+pub mod errno;
+pub mod fs;
+pub mod identity;
+pub mod launch;
+pub mod listener;
 pub mod net;
 pub mod network;
+pub mod server;
+pub mod session;
 
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
@@ -20,10 +38,53 @@ pub fn load_settings(cli: &Cli, instance: &Instance) -> Result<(Settings, Option
     .map_err(|e| e.to_string())
 }
 
+/// Logs to the journal when systemd connected stderr to it (and `--foreground` was not
+/// given), else to stderr. `RUST_LOG` overrides the level (default `info`).
+fn init_logging(foreground: bool) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journald = (!foreground && std::env::var_os("JOURNAL_STREAM").is_some())
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    let registry = tracing_subscriber::registry().with(filter);
+    if let Some(journald) = journald {
+        registry.with(journald).init();
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .init();
+    }
+}
+
+/// Makes sure fds 0–2 are open, so that no socket or pipe of ours ever lands on them (a child
+/// would then get it as its stdio).
+fn ensure_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                // Opening takes the lowest free number, which is `fd`; keep it open for good.
+                std::mem::forget(null);
+            }
+        }
+    }
+}
+
 /// Entry point of the Linux executable.
 pub fn main(cli: &Cli) -> ExitCode {
     if cli.install || cli.remove || cli.start {
-        eprintln!("openvpnserv: -install, -remove and -start are Windows service commands; on Linux use the systemd units in dist/systemd/");
+        eprintln!(
+            "openvpnserv: -install, -remove and -start are Windows service commands; on Linux use the systemd units in dist/systemd/"
+        );
         return ExitCode::from(2);
     }
     let instance = match cli.instance() {
@@ -55,6 +116,60 @@ pub fn main(cli: &Cli) -> ExitCode {
         print!("{}", settings_file::render(&settings));
         return ExitCode::SUCCESS;
     }
-    eprintln!("openvpnserv: the Linux service loop is not built yet");
-    ExitCode::FAILURE
+    ensure_stdio();
+    init_logging(cli.foreground);
+    if nix::unistd::geteuid().as_raw() != 0 {
+        error!("openvpnserv must run as root: it starts openvpn as other users and changes the network");
+        return ExitCode::FAILURE;
+    }
+    // One thread: openvpn children ask for SIGTERM when the thread that forked them dies
+    // (PR_SET_PDEATHSIG), so that thread must live as long as the service.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let network = network::NoNetwork;
+    match runtime.block_on(serve(instance, settings, network)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Listens (or takes systemd's socket) and serves until stopped.
+pub async fn serve<N: network::Network>(
+    instance: Instance,
+    settings: Settings,
+    network: N,
+) -> Result<(), String> {
+    let activated = listener::from_systemd().map_err(|e| e.to_string())?;
+    let socket_path = instance.socket_path();
+    let bound_here = activated.is_none();
+    let listener = match activated {
+        Some(l) => l,
+        None => listener::bind(Path::new(&socket_path))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let shared = Arc::new(session::Shared::new(
+        settings,
+        instance,
+        network,
+        CancellationToken::new(),
+    ));
+    let result = server::run(listener, shared)
+        .await
+        .map_err(|e| e.to_string());
+    if bound_here {
+        let _ = std::fs::remove_file(&socket_path);
+    }
+    result
 }

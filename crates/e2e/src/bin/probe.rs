@@ -1,0 +1,87 @@
+//! A minimal client for the end-to-end tests, run as a test user.
+//!
+//! `probe SOCKET LINGER_MS leave|stay startup DIR OPTIONS STDIN`
+//! `probe SOCKET LINGER_MS leave|stay raw HEX`
+//! `probe SOCKET LINGER_MS leave|stay nothing`
+//!
+//! Prints each reply as `REPLY [ms, "text"]`, then `CLOSED` when the service closed the
+//! connection or `QUIET` when `LINGER_MS` passed without anything. With `leave` it
+//! disconnects right after the first reply.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
+};
+use openvpnserv_proto::StartupMessage;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (path, linger, leave, mode) = (
+        &args[1],
+        args[2].parse::<u16>().unwrap_or(3000),
+        args[3] == "leave",
+        &args[4],
+    );
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    connect(
+        fd.as_raw_fd(),
+        &UnixAddr::new(path.as_str()).expect("address"),
+    )
+    .expect("connect");
+    let payload = match mode.as_str() {
+        "startup" => {
+            Some(StartupMessage::new(args[5].clone(), args[6].clone(), args[7].clone()).encode())
+        }
+        "raw" => Some(
+            (0..args[5].len() / 2)
+                .map(|i| u8::from_str_radix(&args[5][2 * i..2 * i + 2], 16).expect("hex"))
+                .collect(),
+        ),
+        _ => None,
+    };
+    let started = Instant::now();
+    if let Some(bytes) = payload {
+        // The service may have answered and closed already (a session limit); read anyway.
+        if let Err(e) = send(fd.as_raw_fd(), &bytes, MsgFlags::empty()) {
+            println!("SENDFAIL {e}");
+        }
+    }
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let mut pfd = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&fd),
+            PollFlags::POLLIN,
+        )];
+        if poll(&mut pfd, PollTimeout::from(linger)).expect("poll") == 0 {
+            println!("QUIET");
+            return;
+        }
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap_or_default();
+        if n == 0 {
+            println!("CLOSED");
+            return;
+        }
+        let units: Vec<u16> = buf[..n]
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        let text = String::from_utf16_lossy(&units);
+        let ms = started.elapsed().as_millis() as u64;
+        println!(
+            "REPLY {}",
+            serde_json::to_string(&(ms, text)).expect("json")
+        );
+        if leave {
+            return;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! A ready-made setup for service tests: a config directory, a fake openvpn, an admin group,
+//! and a running service configured for them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::service::{binary, Service, TestDir};
+use crate::users::TestGroup;
+
+/// Everything a service test needs.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The running service (dropped first).
+    pub service: Service,
+    /// The administrators' group of this service.
+    pub admin: TestGroup,
+    /// `config_dir`.
+    pub config_dir: PathBuf,
+    /// Where the fake openvpn writes its records (world-writable).
+    pub records: PathBuf,
+    /// The test directory (removed last).
+    pub dir: TestDir,
+}
+
+impl Fixture {
+    /// Starts a service whose `exe_path` is the fake openvpn, with `extra` settings lines.
+    pub fn new(extra: &str) -> Self {
+        crate::users::remove_leftovers();
+        let dir = TestDir::new("svc");
+        let config_dir = dir.mkdir("config", 0o755);
+        let records = dir.mkdir("records", 0o777);
+        let fake = dir.join("fake-openvpn");
+        std::fs::copy(binary("fake-openvpn"), &fake).expect("copy fake openvpn");
+        let admin = TestGroup::create();
+        let settings = format!(
+            "exe_path = \"{}\"\nconfig_dir = \"{}\"\novpn_admin_group = \"{}\"\n{extra}\n",
+            fake.display(),
+            config_dir.display(),
+            admin.name
+        );
+        let service = Service::start(&dir, &settings);
+        Self {
+            service,
+            admin,
+            config_dir,
+            records,
+            dir,
+        }
+    }
+
+    /// Writes a config (fake-openvpn directives) into `config_dir`, recording to
+    /// `records/<name>.json`; returns the record path.
+    pub fn config(&self, name: &str, directives: &str) -> PathBuf {
+        let record = self.records.join(format!("{name}.json"));
+        let text = format!("record {}\n{directives}\n", record.display());
+        self.dir.write(&format!("config/{name}"), &text, 0o644);
+        record
+    }
+
+    /// `config_dir` as a string.
+    pub fn config_dir(&self) -> String {
+        self.config_dir.display().to_string()
+    }
+}
+
+/// Waits up to 10 s for a JSON record written by the fake openvpn.
+pub fn read_record(path: &std::path::Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text).expect("record is JSON");
+        }
+        assert!(Instant::now() < deadline, "no record at {}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `timeout` for `cond`.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Whether a process exists.
+pub fn alive(pid: u32) -> bool {
+    // Zombies count as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}

@@ -1,0 +1,138 @@
+//! Starting openvpn as the caller (the Linux `CreateProcessAsUserW`, spec §4).
+//!
+//! Everything the child needs is computed in the parent; after `fork` the child only makes
+//! system calls, in this order: lower or raise its nice value (still root), become a session
+//! leader, put the channel on fd 3, mark every other fd above 2 close-on-exec, set the
+//! supplementary groups, then gid, then uid (`setgroups` → `setresgid` → `setresuid`), ask for
+//! SIGTERM if the service dies, and only then enter the working directory, so a directory
+//! the user cannot enter fails as it would for them. std's `Command::uid`/`gid` are not used:
+//! they clear the supplementary groups and run before `pre_exec`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+use super::network::CHANNEL_FD;
+
+/// What to start and as whom.
+#[derive(Debug)]
+pub struct LaunchSpec {
+    /// The executable (`exe_path`).
+    pub exe: String,
+    /// Arguments after argv\[0\] (which is always `openvpn`).
+    pub args: Vec<String>,
+    /// Working directory, entered as the user.
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Nice value.
+    pub nice: i32,
+    /// The child's end of the channel; becomes fd 3.
+    pub channel: OwnedFd,
+    /// `HOME`, `USER`/`LOGNAME`, `SHELL`.
+    pub home: String,
+    /// Login name.
+    pub user: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// `PATH` for openvpn and its scripts.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Starts openvpn. Returns the child with its stdin as a pipe (stdout and stderr go to
+/// `/dev/null`). A failure in the child before `exec` (such as a working directory the user
+/// cannot enter) comes back as the error, with its errno.
+pub fn spawn(spec: LaunchSpec) -> std::io::Result<Child> {
+    let cwd = CString::new(spec.cwd.as_str())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let groups: Vec<libc::gid_t> = spec.groups.clone();
+    let (uid, gid, nice) = (spec.uid, spec.gid, spec.nice);
+    let channel_fd = spec.channel.as_raw_fd();
+    let parent_pid = std::process::id();
+    let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
+
+    let mut cmd = Command::new(&spec.exe);
+    cmd.arg0("openvpn")
+        .args(&spec.args)
+        .env_clear()
+        .env("HOME", &spec.home)
+        .env("USER", &spec.user)
+        .env("LOGNAME", &spec.user)
+        .env("SHELL", &spec.shell)
+        .env("PATH", PATH)
+        .env("LANG", lang)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(false);
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls on data prepared above; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || child_setup(channel_fd, &groups, uid, gid, nice, parent_pid, &cwd));
+    }
+    let child = cmd.spawn();
+    // The parent's copy of the child's end is closed here in every case.
+    drop(spec.channel);
+    child
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs in the child between `fork` and `exec`.
+fn child_setup(
+    channel_fd: i32,
+    groups: &[libc::gid_t],
+    uid: u32,
+    gid: u32,
+    nice: i32,
+    parent_pid: u32,
+    cwd: &CString,
+) -> std::io::Result<()> {
+    // SAFETY: plain system calls on integers and on pointers into `groups` and `cwd`, which
+    // live until exec; no allocation, no locks.
+    unsafe {
+        if nice != 0 {
+            check(libc::setpriority(libc::PRIO_PROCESS, 0, nice))?;
+        }
+        // A new session: no controlling terminal, so a Ctrl-C aimed at a foreground service
+        // does not reach openvpn; the service decides how its children end.
+        check(libc::setsid())?;
+        if channel_fd == CHANNEL_FD {
+            check(libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0))?;
+        } else {
+            // dup2 leaves the new fd without close-on-exec.
+            check(libc::dup2(channel_fd, CHANNEL_FD))?;
+        }
+        // Everything above the channel is closed at exec, whatever the service holds open.
+        check(libc::syscall(
+            libc::SYS_close_range,
+            CHANNEL_FD + 1,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) as libc::c_int)?;
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setresgid(gid, gid, gid))?;
+        check(libc::setresuid(uid, uid, uid))?;
+        // Cleared by the uid change, so set afterwards. If the service is already gone, do
+        // not start openvpn at all.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
+        if libc::getppid() as u32 != parent_pid {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        check(libc::chdir(cwd.as_ptr()))?;
+    }
+    Ok(())
+}

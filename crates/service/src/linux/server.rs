@@ -1,0 +1,68 @@
+//! The accept loop and the service's lifetime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_seqpacket::UnixSeqpacketListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::network::Network;
+use super::session::{serve, Shared};
+
+/// Back-off after an accept error such as `EMFILE`, so that a flood cannot spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Tells systemd (if it is watching) how the service is doing.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        warn!("sd_notify failed: {e}");
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT: recovers what a previous run left, reports
+/// ready, accepts clients, and on stop ends every session (SIGTERM, 2 s grace, SIGKILL,
+/// clean-up) before returning.
+pub async fn run<N: Network>(
+    mut listener: UnixSeqpacketListener,
+    shared: Arc<Shared<N>>,
+) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown: CancellationToken = shared.shutdown.clone();
+
+    shared.network.recover().await;
+    let sessions = TaskTracker::new();
+    info!(
+        socket = %shared.instance.socket_path(),
+        max_sessions = shared.settings.max_sessions,
+        max_sessions_per_user = shared.settings.max_sessions_per_user,
+        "ready"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => {
+                    sessions.spawn(serve(Arc::clone(&shared), conn));
+                }
+                Err(e) => {
+                    error!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    drop(listener);
+    shutdown.cancel();
+    sessions.close();
+    sessions.wait().await;
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! One client connection, from accept to clean-up (spec §2–§4, §6 on Linux).
+//!
+//! accept → identity (kernel) → session slot → startup message within 2 s → policy →
+//! network preparation → openvpn as the caller → PID reply → stdin → serve the channel until
+//! openvpn exits (or the channel ends, or the service stops) → exit-code reply → undo.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use openvpnserv_core::limits::{LimitError, Limits};
+use openvpnserv_policy::path_linux::{FsCaller, LinuxConfigCheck};
+use openvpnserv_policy::{decide_linux, AuthSettings, Decision};
+use openvpnserv_proto::channel::Codec;
+use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
+use openvpnserv_proto::startup::{FUNCTION_LABEL, MAX_UNITS, TIMEOUT_LABEL};
+use openvpnserv_proto::{Reply, StartupMessage};
+use openvpnserv_settings::{Instance, Settings};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Child;
+use tokio_seqpacket::UnixSeqpacket;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+use zeroize::Zeroize;
+
+use super::errno::win32_code;
+use super::fs::HostFs;
+use super::identity::{identify, GidMembership, PeerIdentity};
+use super::launch::{spawn, LaunchSpec};
+use super::network::{Network, NetworkSession, SessionInfo};
+
+/// Time a client has to send its startup message (spec §2.3).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Grace given to openvpn before it is killed (spec §6.3, §6.4).
+pub const GRACE: Duration = Duration::from_secs(2);
+/// Bound on every write to the client.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every session shares.
+pub struct Shared<N> {
+    /// Effective settings.
+    pub settings: Settings,
+    /// The instance.
+    pub instance: Instance,
+    /// The network layer.
+    pub network: N,
+    /// Session limits.
+    pub limits: Limits,
+    /// Cancelled when the service stops.
+    pub shutdown: CancellationToken,
+    next_id: AtomicU64,
+}
+
+impl<N: Network> Shared<N> {
+    /// Shared state for a service run.
+    pub fn new(
+        settings: Settings,
+        instance: Instance,
+        network: N,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let limits = Limits::new(
+            settings.max_sessions as usize,
+            settings.max_sessions_per_user as usize,
+        );
+        Self {
+            settings,
+            instance,
+            network,
+            limits,
+            shutdown,
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Sends a reply, bounded in time; a client that went away is not an error for the session.
+async fn send_reply(conn: &UnixSeqpacket, reply: &Reply) {
+    match tokio::time::timeout(WRITE_TIMEOUT, conn.send(&reply.encode())).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => debug!("could not send the reply to the client: {e}"),
+        Err(_) => debug!("the client did not take the reply within {WRITE_TIMEOUT:?}"),
+    }
+}
+
+/// Serves one accepted connection to the end.
+pub async fn serve<N: Network>(shared: Arc<Shared<N>>, conn: UnixSeqpacket) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let identity = match identify(&conn) {
+        Ok(identity) => identity,
+        Err(e) => {
+            warn!(
+                session = id,
+                "refusing a client that cannot be identified: {e}"
+            );
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "session",
+        id,
+        user = %identity.name,
+        uid = identity.uid,
+        client_pid = identity.pid.unwrap_or(0),
+    );
+    run(shared, conn, identity, id).instrument(span).await;
+}
+
+async fn run<N: Network>(
+    shared: Arc<Shared<N>>,
+    conn: UnixSeqpacket,
+    identity: PeerIdentity,
+    id: u64,
+) {
+    let _slot = match shared.limits.acquire(identity.uid) {
+        Ok(slot) => slot,
+        Err(limit) => {
+            warn!("refused: {limit}");
+            let text = match limit {
+                LimitError::Total { .. } => "Too many concurrent clients".to_owned(),
+                LimitError::PerUser { limit } => format!(
+                    "Too many sessions for user {} (limit {limit}, max_sessions_per_user); end one of them or ask an administrator to raise the limit",
+                    identity.name
+                ),
+            };
+            send_reply(&conn, &Reply::error(ERROR_CANT_WAIT, text, "")).await;
+            // Read (and drop) the startup message the client is about to send: closing a
+            // unix socket with unread data makes the client's next read fail with
+            // ECONNRESET, and it would lose the reply.
+            let mut discard = vec![0u8; (MAX_UNITS + 1) * 2];
+            let _ = tokio::time::timeout(STARTUP_TIMEOUT, conn.recv(&mut discard)).await;
+            discard.zeroize();
+            return;
+        }
+    };
+
+    let Some(mut startup) = read_startup(&conn).await else {
+        return;
+    };
+
+    let argv = match authorize(&shared, &identity, &startup) {
+        Ok(argv) => argv,
+        Err(reply) => {
+            startup.stdin.zeroize();
+            send_reply(&conn, &reply).await;
+            return;
+        }
+    };
+
+    let info = SessionInfo {
+        id,
+        user: identity.session_user(),
+    };
+    let (mut net, extra) = match shared.network.prepare(&info).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            warn!("network preparation failed: {e}");
+            startup.stdin.zeroize();
+            send_reply(&conn, &Reply::error(e.code, e.function, e.message)).await;
+            return;
+        }
+    };
+
+    let (mut child, channel) =
+        match start_openvpn(&shared.settings, &identity, &startup, argv, extra) {
+            Ok(started) => started,
+            Err(reply) => {
+                startup.stdin.zeroize();
+                send_reply(&conn, &reply).await;
+                net.cleanup().await;
+                return;
+            }
+        };
+    let pid = child.id().unwrap_or(0);
+    net.started(pid);
+    info!(openvpn_pid = pid, "openvpn started");
+    send_reply(&conn, &Reply::Pid(pid)).await;
+
+    // stdin: the third string as UTF-8, written once; the pipe stays open for the session.
+    let mut stdin_bytes = std::mem::take(&mut startup.stdin).into_bytes();
+    let stdin = child.stdin.take();
+    let stdin = match stdin {
+        Some(mut pipe) => {
+            if !stdin_bytes.is_empty() {
+                match tokio::time::timeout(WRITE_TIMEOUT, pipe.write_all(&stdin_bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!("could not write openvpn's stdin: {e}"),
+                    Err(_) => warn!("openvpn did not take its stdin within {WRITE_TIMEOUT:?}"),
+                }
+            }
+            Some(pipe)
+        }
+        None => None,
+    };
+    stdin_bytes.zeroize();
+
+    let end = serve_channel(&shared, &conn, &mut child, &channel, &mut net).await;
+    let reply = finish(&mut child, end).await;
+    drop(stdin);
+    drop(channel);
+    net.cleanup().await;
+    if let Some(reply) = reply {
+        send_reply(&conn, &reply).await;
+    }
+    info!("session ended");
+}
+
+/// Reads and decodes the startup message, answering errors itself.
+async fn read_startup(conn: &UnixSeqpacket) -> Option<StartupMessage> {
+    // One more unit than allowed, so that anything longer decodes as too long.
+    let mut buf = vec![0u8; (MAX_UNITS + 1) * 2];
+    let received = tokio::time::timeout(STARTUP_TIMEOUT, conn.recv(&mut buf)).await;
+    let n = match received {
+        Err(_) => {
+            warn!("timeout waiting for startup data");
+            send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, TIMEOUT_LABEL, "")).await;
+            return None;
+        }
+        Ok(Err(e)) => {
+            warn!("could not read startup data: {e}");
+            return None;
+        }
+        Ok(Ok(n)) => n,
+    };
+    let decoded = StartupMessage::decode(&buf[..n]);
+    buf.zeroize();
+    match decoded {
+        Ok(decoded) => {
+            if decoded.trailing_units > 0 || decoded.odd_byte {
+                debug!(
+                    trailing_units = decoded.trailing_units,
+                    odd_byte = decoded.odd_byte,
+                    "ignoring data after the startup strings"
+                );
+            }
+            Some(decoded.message)
+        }
+        Err(e) => {
+            warn!("malformed startup data ({n} bytes): {e}");
+            send_reply(conn, &Reply::error(e.code(), FUNCTION_LABEL, "")).await;
+            None
+        }
+    }
+}
+
+/// Applies the policy; returns openvpn's arguments or the refusal to send.
+fn authorize<N>(
+    shared: &Shared<N>,
+    identity: &PeerIdentity,
+    startup: &StartupMessage,
+) -> Result<Vec<String>, Reply> {
+    let s = &shared.settings;
+    let groups = identity.all_groups();
+    let fs_caller = FsCaller {
+        uid: identity.uid,
+        gids: groups.clone(),
+    };
+    let log_refusal = |path: &str, why: &openvpnserv_policy::path_linux::PathRefusal| {
+        info!("config path {path:?} refused: {why}");
+    };
+    let checker = LinuxConfigCheck {
+        fs: &HostFs,
+        config_dir: Path::new(&s.config_dir),
+        caller: &fs_caller,
+        on_refusal: &log_refusal,
+    };
+    let auth = AuthSettings {
+        admin_groups: vec![s.ovpn_admin_group.clone()],
+        service_user: s.ovpn_service_user.clone(),
+        service_domain: String::new(),
+    };
+    let decision = decide_linux(
+        &startup.options,
+        &startup.working_dir,
+        &checker,
+        &identity.caller(),
+        &GidMembership(groups),
+        &auth,
+    );
+    match decision {
+        Decision::Allowed { argv, allowance } => {
+            info!(dir = %startup.working_dir, options = %startup.options, "allowed: {allowance:?}");
+            Ok(argv)
+        }
+        Decision::Refused(refusal) => {
+            warn!(dir = %startup.working_dir, options = %startup.options, "refused: {refusal}");
+            Err(Reply::error(
+                ERROR_STARTUP_DATA,
+                refusal.message(&s.ovpn_admin_group),
+                "",
+            ))
+        }
+    }
+}
+
+/// Creates the channel and starts openvpn; on failure returns the reply to send.
+fn start_openvpn(
+    settings: &Settings,
+    identity: &PeerIdentity,
+    startup: &StartupMessage,
+    mut args: Vec<String>,
+    extra: Vec<String>,
+) -> Result<(Child, UnixSeqpacket), Reply> {
+    let fail = |what: &str, e: &std::io::Error| {
+        warn!("{what}: {e}");
+        Reply::error(win32_code(e), "CreateProcessAsUser", format!("{what}: {e}"))
+    };
+    // A missing or unusable executable is the administrator's to fix; say so plainly.
+    if let Err(e) = std::fs::metadata(&settings.exe_path) {
+        return Err(fail(
+            &format!("cannot use exe_path {}", settings.exe_path),
+            &e,
+        ));
+    }
+    let (ours, theirs): (OwnedFd, OwnedFd) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| fail("cannot create the channel", &e.into()))?;
+    fcntl(&ours, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map_err(|e| fail("cannot create the channel", &e.into()))?;
+    let channel =
+        UnixSeqpacket::try_from(ours).map_err(|e| fail("cannot create the channel", &e))?;
+    args.extend(extra);
+    let spec = LaunchSpec {
+        exe: settings.exe_path.clone(),
+        args,
+        cwd: startup.working_dir.clone(),
+        uid: identity.uid,
+        gid: identity.gid,
+        groups: identity.groups.clone(),
+        nice: settings.priority.nice(),
+        channel: theirs,
+        home: identity.home.clone(),
+        user: identity.name.clone(),
+        shell: identity.shell.clone(),
+    };
+    let child = spawn(spec).map_err(|e| {
+        fail(
+            &format!(
+                "cannot start {} as user {} in working directory {:?}",
+                settings.exe_path, identity.name, startup.working_dir
+            ),
+            &e,
+        )
+    })?;
+    Ok((child, channel))
+}
+
+/// Why the channel loop stopped.
+enum End {
+    /// openvpn exited by itself.
+    Exited(std::process::ExitStatus),
+    /// The channel ended or was abandoned while openvpn still ran.
+    ChannelEnded,
+    /// The service is stopping.
+    Shutdown,
+}
+
+/// Serves channel requests until openvpn exits, the channel ends, or the service stops.
+async fn serve_channel<N: Network>(
+    shared: &Shared<N>,
+    conn: &UnixSeqpacket,
+    child: &mut Child,
+    channel: &UnixSeqpacket,
+    net: &mut N::Session,
+) -> End {
+    let codec = Codec::NATIVE;
+    let mut buf = vec![0u8; codec.max_request_size() + 1];
+    let mut client_buf = [0u8; 64];
+    let mut client_open = true;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                return match status {
+                    Ok(status) => End::Exited(status),
+                    Err(e) => {
+                        warn!("cannot wait for openvpn: {e}");
+                        End::ChannelEnded
+                    }
+                };
+            }
+            received = channel.recv(&mut buf) => {
+                let n = match received {
+                    Ok(0) | Err(_) => {
+                        debug!("channel ended");
+                        return End::ChannelEnded;
+                    }
+                    Ok(n) => n,
+                };
+                let ack = match codec.decode_request(&buf[..n]) {
+                    Ok(envelope) => {
+                        let kind = envelope.request.kind();
+                        let error_number = net.handle(envelope.request).await;
+                        debug!(?kind, error_number, "channel request");
+                        openvpnserv_proto::channel::Ack { message_id: envelope.message_id, error_number }
+                    }
+                    Err(e) => if let Some(ack) = e.ack() {
+                        warn!("bad channel message: {e}");
+                        ack
+                    } else {
+                        warn!("openvpn sent an oversized channel message ({e}); abandoning the channel");
+                        return End::ChannelEnded;
+                    },
+                };
+                if let Err(e) = channel.send(&codec.encode_ack(ack)).await {
+                    debug!("could not send an ack: {e}");
+                    return End::ChannelEnded;
+                }
+            }
+            received = conn.recv(&mut client_buf), if client_open => {
+                if matches!(received, Ok(0) | Err(_)) {
+                    info!("client disconnected; the session goes on");
+                    client_open = false;
+                }
+            }
+            () = shared.shutdown.cancelled() => return End::Shutdown,
+        }
+    }
+}
+
+/// Ends openvpn as the reason requires and returns the late reply to send, if any.
+async fn finish(child: &mut Child, end: End) -> Option<Reply> {
+    let status = match end {
+        End::Exited(status) => status,
+        End::ChannelEnded => {
+            if let Ok(Ok(status)) = tokio::time::timeout(GRACE, child.wait()).await {
+                status
+            } else {
+                info!("openvpn still runs {GRACE:?} after its channel ended; killing it");
+                kill_and_reap(child).await;
+                return None;
+            }
+        }
+        End::Shutdown => {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            if let Ok(Ok(status)) = tokio::time::timeout(GRACE, child.wait()).await {
+                info!("openvpn ended on SIGTERM: {status}");
+            } else {
+                info!("openvpn still runs {GRACE:?} after SIGTERM; killing it");
+                kill_and_reap(child).await;
+            }
+            return None;
+        }
+    };
+    exit_reply(status)
+}
+
+async fn kill_and_reap(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+/// The `0x20000000` reply for a non-zero exit (a signal counts as 128 + its number).
+fn exit_reply(status: std::process::ExitStatus) -> Option<Reply> {
+    use std::os::unix::process::ExitStatusExt;
+    let code = match (status.code(), status.signal()) {
+        (Some(0), _) => {
+            info!("openvpn exited with code 0");
+            return None;
+        }
+        (Some(code), _) => code as u32,
+        (None, Some(signal)) => 128 + signal as u32,
+        (None, None) => 1,
+    };
+    info!("openvpn exited with error: exit code = {code}");
+    Some(Reply::exit_error(code))
+}
