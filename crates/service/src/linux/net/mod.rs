@@ -142,7 +142,7 @@ impl LinuxNetwork {
             dns = ?backend,
             iproute,
             hook = %config.hook_path.display(),
-            "network layer ready"
+            "network layer started"
         );
         Ok(Self {
             shared: Arc::new(Shared {
