@@ -324,11 +324,14 @@ impl Journal {
             })
     }
 
-    /// Every live address, oldest first.
+    /// Every live address (through the index: a session has a handful of addresses and may
+    /// have thousands of routes, and the policy asks this for each route).
     pub fn addresses(&self) -> impl Iterator<Item = &AddressSpec> {
-        self.live.values().filter_map(|e| match &e.change {
-            Change::Address(a) => Some(a),
-            _ => None,
+        self.addresses.values().flatten().filter_map(|s| {
+            match self.live.get(s).map(|e| &e.change) {
+                Some(Change::Address(a)) => Some(a),
+                _ => None,
+            }
         })
     }
 

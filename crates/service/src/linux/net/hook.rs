@@ -36,12 +36,19 @@ fn say(msg: &str) {
     eprintln!("openvpnserv-hook: {msg}");
 }
 
-struct Channel {
-    fd: BorrowedFd<'static>,
+/// Requests in flight at once. The service answers in order, so the hook may send ahead
+/// instead of waiting a round trip per request (a route-up with thousands of routes); the
+/// window stays far below what the socket buffers hold, so neither side ever blocks the other.
+pub const WINDOW: usize = 32;
+
+/// The hook's end of the channel.
+#[derive(Debug)]
+pub struct Channel<'a> {
+    fd: BorrowedFd<'a>,
     codec: Codec,
 }
 
-impl Channel {
+impl Channel<'static> {
     fn open(env: &HashMap<String, String>) -> Result<Self, String> {
         let n = match env.get(CHANNEL_FD_ENV) {
             Some(v) => v
@@ -55,14 +62,20 @@ impl Channel {
         let timeout = TimeVal::new(ACK_TIMEOUT.as_secs() as _, 0);
         setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
             .map_err(|e| format!("fd {n} is not the service's channel socket: {e}"))?;
-        Ok(Self {
+        Ok(Channel::new(fd))
+    }
+}
+
+impl<'a> Channel<'a> {
+    /// A channel on a connected seqpacket socket.
+    pub fn new(fd: BorrowedFd<'a>) -> Self {
+        Self {
             fd,
             codec: Codec::NATIVE,
-        })
+        }
     }
 
-    /// Sends one request; returns the ack's error code.
-    fn request(&self, request: &Request) -> Result<u32, String> {
+    fn send(&self, request: &Request) -> Result<(), String> {
         let bytes = self
             .codec
             .encode(&Envelope {
@@ -72,6 +85,10 @@ impl Channel {
             .map_err(|e| e.to_string())?;
         send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
             .map_err(|e| format!("sending to the service: {e}"))?;
+        Ok(())
+    }
+
+    fn ack(&self) -> Result<u32, String> {
         let mut buf = [0u8; 64];
         let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
             .map_err(|e| format!("waiting for the service's answer: {e}"))?;
@@ -82,21 +99,35 @@ impl Channel {
         Ok(ack.error_number)
     }
 
-    /// Sends every request; returns how many failed.
-    fn send_all(&self, requests: &[Request]) -> Result<usize, String> {
-        let mut failed = 0;
-        for r in requests {
-            let code = self.request(r)?;
+    /// Sends every request (up to [`WINDOW`] ahead of the acks); returns each refused
+    /// request's index and code.
+    pub fn send_all(&self, requests: &[Request]) -> Result<Vec<(usize, u32)>, String> {
+        let mut refused = Vec::new();
+        let mut sent = 0;
+        for acked in 0..requests.len() {
+            while sent < requests.len() && sent - acked < WINDOW {
+                self.send(&requests[sent])?;
+                sent += 1;
+            }
+            let code = self.ack()?;
             if code != codes::NO_ERROR {
-                failed += 1;
-                say(&format!(
-                    "{}: refused with {code} ({})",
-                    describe(r),
-                    codes::name(code).unwrap_or("error")
-                ));
+                refused.push((acked, code));
             }
         }
-        Ok(failed)
+        Ok(refused)
+    }
+
+    /// Sends every request and reports refusals on stderr; returns how many were refused.
+    fn send_and_report(&self, requests: &[Request]) -> Result<usize, String> {
+        let refused = self.send_all(requests)?;
+        for &(i, code) in &refused {
+            say(&format!(
+                "{}: refused with {code} ({})",
+                describe(&requests[i]),
+                codes::name(code).unwrap_or("error")
+            ));
+        }
+        Ok(refused.len())
     }
 }
 
@@ -149,7 +180,7 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
     if user_first {
         ok &= run_user_script(&cfg, phase, args);
     }
-    let failed = channel.send_all(&requests)?;
+    let failed = channel.send_and_report(&requests)?;
     // Without its address and link the tunnel cannot work: let openvpn stop.
     ok &= !(phase == Phase::Up && failed > 0);
     if !user_first {
@@ -161,7 +192,7 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
 fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, String> {
     let requests = linux_iproute::parse(args)?;
     let channel = Channel::open(env)?;
-    Ok(channel.send_all(&requests)? == 0)
+    Ok(channel.send_and_report(&requests)? == 0)
 }
 
 /// The hook's entry point.
