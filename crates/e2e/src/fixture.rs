@@ -108,3 +108,50 @@ pub fn alive(pid: u32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// A startup message.
+pub fn start(dir: &str, options: &str, stdin: &str) -> crate::service::Send {
+    crate::service::Send::Startup {
+        dir: dir.into(),
+        options: options.into(),
+        stdin: stdin.into(),
+    }
+}
+
+/// Sends `what` as `user` and collects the replies (lingering up to 5 s).
+pub fn as_user(
+    fx: &Fixture,
+    user: &crate::users::TestUser,
+    what: &crate::service::Send,
+) -> crate::service::Transcript {
+    crate::service::probe(
+        crate::service::probe_command(user),
+        &fx.service.socket,
+        what,
+        Duration::from_secs(5),
+        false,
+    )
+}
+
+/// The text of a policy refusal (`ERROR_STARTUP_DATA`); panics on anything else.
+pub fn refusal_text(t: &crate::service::Transcript) -> String {
+    use openvpnserv_proto::Reply;
+    match t.first() {
+        Reply::Error { code, function, .. } => {
+            assert_eq!(*code, openvpnserv_proto::codes::ERROR_STARTUP_DATA, "{t:?}");
+            function.clone()
+        }
+        other @ Reply::Pid(_) => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// An x86-64 channel message of `len` bytes with this type, size field and id, in hex for
+/// the fake openvpn's `send-hex`.
+pub fn hex_message(msg_type: u32, len: usize, id: i32) -> String {
+    let mut b = vec![0u8; len.max(24)];
+    b[0..4].copy_from_slice(&msg_type.to_le_bytes());
+    b[8..16].copy_from_slice(&(len as u64).to_le_bytes());
+    b[16..20].copy_from_slice(&id.to_le_bytes());
+    b.truncate(len);
+    crate::service::to_hex(&b)
+}

@@ -16,11 +16,13 @@ use openvpnserv_proto::Reply;
 /// (`cargo build -p openvpnserv -p openvpnserv-e2e --bins`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    // A test runs from target/<profile>/deps/, a binary from target/<profile>/.
+    let here = exe.parent().expect("target directory");
+    let dir = if here.ends_with("deps") {
+        here.parent().expect("profile directory")
+    } else {
+        here
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),

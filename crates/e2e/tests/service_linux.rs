@@ -4,37 +4,15 @@
 
 use std::time::Duration;
 
-use openvpnserv_e2e::fixture::{alive, eventually, read_record, Fixture};
-use openvpnserv_e2e::service::{
-    probe, probe_command, root_probe_command, to_hex, Send, TestDir, Transcript,
+use openvpnserv_e2e::fixture::{
+    alive, as_user, eventually, hex_message, read_record, refusal_text, start, Fixture,
 };
+use openvpnserv_e2e::service::{probe, probe_command, root_probe_command, Send, TestDir};
 use openvpnserv_e2e::users::{TestGroup, TestUser};
 use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA};
 use openvpnserv_proto::Reply;
 
 const LINGER: Duration = Duration::from_secs(5);
-
-fn start(dir: &str, options: &str, stdin: &str) -> Send {
-    Send::Startup {
-        dir: dir.into(),
-        options: options.into(),
-        stdin: stdin.into(),
-    }
-}
-
-fn as_user(fx: &Fixture, user: &TestUser, what: &Send) -> Transcript {
-    probe(probe_command(user), &fx.service.socket, what, LINGER, false)
-}
-
-fn refusal_text(t: &Transcript) -> String {
-    match t.first() {
-        Reply::Error { code, function, .. } => {
-            assert_eq!(*code, ERROR_STARTUP_DATA, "{t:?}");
-            function.clone()
-        }
-        other @ Reply::Pid(_) => panic!("expected a refusal, got {other:?}"),
-    }
-}
 
 #[test]
 #[ignore = "needs root: creates users and runs the service (e2e stage)"]
@@ -153,106 +131,6 @@ fn config_outside_config_dir_needs_an_administrator() {
 /// exact text and start nothing.
 #[test]
 #[ignore = "needs root: creates users and runs the service (e2e stage)"]
-fn policy_rules_end_to_end() {
-    let fx = Fixture::new("");
-    fx.config("ok.ovpn", "exit 0");
-    let sibling = fx.dir.mkdir("config-evil", 0o755);
-    fx.dir.write("config-evil/x.ovpn", "exit 0", 0o644);
-    let escape = fx.dir.write("escape.ovpn", "exit 0", 0o644);
-    std::os::unix::fs::symlink(&escape, fx.config_dir.join("link.ovpn")).unwrap();
-    let user = TestUser::create(&[]);
-    let cfg = fx.config_dir();
-    let location = |path: &str, dir: &str| {
-        format!("You have specified a config file location ({path} relative to {dir})")
-    };
-    let option = |token: &str| {
-        format!("You have specified an option ({token}) that may be used only with admin approval")
-    };
-    let cases: Vec<(String, String, String)> = vec![
-        (
-            cfg.clone(),
-            "--config stdin".into(),
-            location("stdin", &cfg),
-        ),
-        (
-            cfg.clone(),
-            "--config ok.ovpn --setenv opt plugin x.so".into(),
-            option("--setenv"),
-        ),
-        (
-            cfg.clone(),
-            "--config ok.ovpn --plugin /tmp/x.so".into(),
-            option("--plugin"),
-        ),
-        (
-            cfg.clone(),
-            "--config ok.ovpn --up /bin/sh".into(),
-            option("--up"),
-        ),
-        (
-            cfg.clone(),
-            "--config ok.ovpn --Verb 3".into(),
-            option("--Verb"),
-        ),
-        (
-            cfg.clone(),
-            "--config ../config-evil/x.ovpn".into(),
-            location("../config-evil/x.ovpn", &cfg),
-        ),
-        (
-            sibling.display().to_string(),
-            "--config x.ovpn".into(),
-            location("x.ovpn", &sibling.display().to_string()),
-        ),
-        (
-            cfg.clone(),
-            "--config ../escape.ovpn".into(),
-            location("../escape.ovpn", &cfg),
-        ),
-        (
-            cfg.clone(),
-            "--config link.ovpn".into(),
-            location("link.ovpn", &cfg),
-        ),
-        (
-            cfg.clone(),
-            "--config missing.ovpn".into(),
-            location("missing.ovpn", &cfg),
-        ),
-        (
-            cfg.clone(),
-            "escape.ovpn".into(),
-            location("escape.ovpn", &cfg),
-        ),
-        (
-            "relative".into(),
-            "--config ok.ovpn".into(),
-            location("ok.ovpn", "relative"),
-        ),
-        (cfg.clone(), "--config ok.ovpn --".into(), option("--")),
-    ];
-    for (dir, options, expected) in cases {
-        let t = as_user(&fx, &user, &start(&dir, &options, ""));
-        let text = refusal_text(&t);
-        assert!(
-            text.starts_with(&expected),
-            "{options:?} in {dir:?}: {text}"
-        );
-        assert!(t.closed);
-    }
-    // And the allowed forms: a lone token means --config; whitelisted options pass.
-    for options in ["ok.ovpn", "--config ok.ovpn --verb 4 --setenv FOO opt --pull-filter ignore route-method --management 127.0.0.1 1 stdin --management-hold"] {
-        as_user(&fx, &user, &start(&cfg, options, "")).pid();
-    }
-    assert!(
-        !fx.service.log().contains("openvpn exited with error"),
-        "{}",
-        fx.service.log()
-    );
-}
-
-#[test]
-#[ignore = "needs root: creates users and runs the service (e2e stage)"]
 fn cve_2025_13751_silent_client_times_out() {
     let fx = Fixture::new("");
     let user = TestUser::create(&[]);
@@ -264,32 +142,6 @@ fn cve_2025_13751_silent_client_times_out() {
     let ms = t.first_reply_ms.unwrap();
     assert!((1900..3000).contains(&ms), "timeout after {ms} ms");
     assert!(t.closed);
-}
-
-#[test]
-#[ignore = "needs root: creates users and runs the service (e2e stage)"]
-fn malformed_and_oversized_startup_data() {
-    let fx = Fixture::new("");
-    let user = TestUser::create(&[]);
-    let bad = Reply::error(ERROR_STARTUP_DATA, "GetStartupData", "");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("one byte (2017 OOB read)", vec![0x41]),
-        ("empty datagram", vec![]),
-        ("no final NUL", vec![0x41, 0, 0x42, 0]),
-        ("one string", vec![0x41, 0, 0, 0]),
-        ("two strings", vec![0x41, 0, 0, 0, 0x42, 0, 0, 0]),
-        ("8194 bytes", vec![0; 8194]),
-        ("20000 bytes", vec![0x41; 20000]),
-        ("unpaired surrogate", vec![0x00, 0xD8, 0, 0, 0, 0, 0, 0]),
-    ];
-    for (what, bytes) in cases {
-        let t = as_user(&fx, &user, &Send::Raw(bytes));
-        assert_eq!(t.first(), &bad, "{what}: {t:?}");
-        assert!(t.closed, "{what}");
-    }
-    // The service is still there and serves a valid client.
-    fx.config("ok.ovpn", "exit 0");
-    as_user(&fx, &user, &start(&fx.config_dir(), "--config ok.ovpn", "")).pid();
 }
 
 #[test]
@@ -512,56 +364,6 @@ fn identity_comes_from_the_kernel() {
     let r = read_record(&record);
     assert_eq!(r["uid"], user.uid);
     assert_eq!(r["env"]["USER"], user.name.as_str());
-}
-
-fn hex_message(msg_type: u32, len: usize, id: i32) -> String {
-    let mut b = vec![0u8; len.max(24)];
-    b[0..4].copy_from_slice(&msg_type.to_le_bytes());
-    b[8..16].copy_from_slice(&(len as u64).to_le_bytes());
-    b[16..20].copy_from_slice(&id.to_le_bytes());
-    b.truncate(len);
-    to_hex(&b)
-}
-
-#[test]
-#[ignore = "needs root: creates users and runs the service (e2e stage)"]
-fn channel_garbage_gets_acks_and_survives() {
-    use openvpnserv_proto::codes::{ERROR_MESSAGE_DATA, ERROR_MESSAGE_TYPE};
-    let fx = Fixture::new("");
-    let user = TestUser::create(&[]);
-    let record = fx.config(
-        "garbage.ovpn",
-        &format!(
-            "send-hex 0100000000000000\nsend-hex {}\nsend-hex {}\nsend-hex {}\nexit 0",
-            hex_message(99, 24, 42),
-            hex_message(3, 329, 9),
-            hex_message(3, 300, 9).replace("2c01000000000000", "4801000000000000"),
-        ),
-    );
-    as_user(
-        &fx,
-        &user,
-        &start(&fx.config_dir(), "--config garbage.ovpn", ""),
-    )
-    .pid();
-    let acks = read_record(&record)["acks"].clone();
-    let data = u64::from(ERROR_MESSAGE_DATA);
-    assert_eq!(acks[0], serde_json::json!([-1, data, 32]), "8 bytes");
-    assert_eq!(
-        acks[1],
-        serde_json::json!([42, ERROR_MESSAGE_TYPE, 32]),
-        "type 99"
-    );
-    assert_eq!(
-        acks[2],
-        serde_json::json!([9, data, 32]),
-        "route one byte too long"
-    );
-    assert_eq!(
-        acks[3],
-        serde_json::json!([-1, data, 32]),
-        "size field not the length"
-    );
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! `probe SOCKET LINGER_MS leave|stay startup DIR OPTIONS STDIN`
 //! `probe SOCKET LINGER_MS leave|stay raw HEX`
 //! `probe SOCKET LINGER_MS leave|stay nothing`
+//! `probe SOCKET DURATION_MS - flood SILENT THREADS`: hold `SILENT` silent connections and
+//! connect-and-close from `THREADS` threads for `DURATION_MS`; prints `FLOODED <count>`
 //!
 //! Prints each reply as `REPLY [ms, "text"]`, then `CLOSED` when the service closed the
 //! connection or `QUIET` when `LINGER_MS` passed without anything. With `leave` it
@@ -25,6 +27,15 @@ fn main() {
         args[3] == "leave",
         &args[4],
     );
+    if mode == "flood" {
+        flood(
+            path,
+            linger,
+            args[5].parse().unwrap_or(0),
+            args[6].parse().unwrap_or(1),
+        );
+        return;
+    }
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -84,4 +95,40 @@ fn main() {
             return;
         }
     }
+}
+
+fn connect_to(path: &str) -> Option<std::os::fd::OwnedFd> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path).ok()?).ok()?;
+    Some(fd)
+}
+
+/// Silent connections plus a connect-and-close flood, as an attacker would.
+fn flood(path: &str, duration_ms: u16, silent: usize, threads: usize) {
+    let held: Vec<_> = (0..silent).filter_map(|_| connect_to(path)).collect();
+    println!("SILENT {}", held.len());
+    let deadline = Instant::now() + std::time::Duration::from_millis(duration_ms.into());
+    let count: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        drop(connect_to(path));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    });
+    println!("FLOODED {count}");
+    drop(held);
 }

@@ -78,25 +78,49 @@ fn peer_groups(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
     }
 }
 
-/// Identifies the peer of a connected unix socket.
-pub fn identify(socket: &tokio_seqpacket::UnixSeqpacket) -> Result<PeerIdentity, IdentityError> {
+/// The kernel's answer for the peer of a connected unix socket: cheap system calls only, so
+/// that a flood of connections costs little before anything is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCred {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Client process id.
+    pub pid: Option<i32>,
+    /// Supplementary groups, if the kernel told them.
+    pub groups: Option<Vec<u32>>,
+}
+
+/// Reads the peer credentials of a connected unix socket.
+pub fn peer_credentials(
+    socket: &tokio_seqpacket::UnixSeqpacket,
+) -> Result<PeerCred, IdentityError> {
     let cred = socket.peer_cred().map_err(IdentityError::Credentials)?;
     // SAFETY: the socket owns this fd and outlives the borrow.
     let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
-    let (uid, gid) = (cred.uid(), cred.gid());
-    let user = User::from_uid(Uid::from_raw(uid))
+    Ok(PeerCred {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+        groups: peer_groups(fd).ok(),
+    })
+}
+
+/// Completes the identity from the user database.
+pub fn resolve(cred: PeerCred) -> Result<PeerIdentity, IdentityError> {
+    let user = User::from_uid(Uid::from_raw(cred.uid))
         .ok()
         .flatten()
-        .ok_or(IdentityError::UnknownUser(uid))?;
+        .ok_or(IdentityError::UnknownUser(cred.uid))?;
     // Prefer the kernel's view of the client's groups; fall back to the group database.
-    let groups = match peer_groups(fd) {
-        Ok(groups) => groups,
-        Err(_) => account_groups(&user.name, user.gid.as_raw()),
-    };
+    let groups = cred
+        .groups
+        .unwrap_or_else(|| account_groups(&user.name, user.gid.as_raw()));
     Ok(PeerIdentity {
-        uid,
-        gid,
-        pid: cred.pid(),
+        uid: cred.uid,
+        gid: cred.gid,
+        pid: cred.pid,
         groups,
         name: user.name,
         home: user.dir.to_string_lossy().into_owned(),

@@ -53,6 +53,12 @@ fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ListenError {
     move |source| ListenError::Os { what, source }
 }
 
+/// Pending connections the kernel queues for us. Small on purpose: under a connection flood
+/// the queue is always full of the attacker's connections, and a legitimate client waits
+/// behind all of them; a short queue keeps that wait short (a client that finds it full
+/// waits in `connect` until there is room).
+const LISTEN_BACKLOG: i32 = 64;
+
 /// The first fd systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
@@ -156,7 +162,7 @@ pub async fn bind(path: &Path) -> Result<UnixSeqpacketListener, ListenError> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(os(format!("stat {shown}"))(e)),
     }
-    let listener = UnixSeqpacketListener::bind_with_backlog(path, 1024)
+    let listener = UnixSeqpacketListener::bind_with_backlog(path, LISTEN_BACKLOG)
         .map_err(os(format!("bind {shown}")))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
         .map_err(os(format!("chmod {shown}")))?;

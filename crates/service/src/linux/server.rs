@@ -10,7 +10,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::network::Network;
-use super::session::{serve, Shared};
+use super::session::{admit, serve, Shared};
+
+/// Connections accepted before the loop lets sessions run.
+const ACCEPT_BATCH: u32 = 8;
 
 /// Back-off after an accept error such as `EMFILE`, so that a flood cannot spin the loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -43,11 +46,21 @@ pub async fn run<N: Network>(
     );
     notify(&[sd_notify::NotifyState::Ready]);
 
+    let mut accepted_in_a_row: u32 = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
-                    sessions.spawn(serve(Arc::clone(&shared), conn));
+                    if let Some(admitted) = admit(&shared, conn) {
+                        sessions.spawn(serve(Arc::clone(&shared), admitted));
+                    }
+                    // Under a connection flood the socket is always ready; let the sessions
+                    // run between small batches of accepts (tokio's cooperative budget does
+                    // not cover this listener).
+                    accepted_in_a_row += 1;
+                    if accepted_in_a_row % ACCEPT_BATCH == 0 {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 Err(e) => {
                     error!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::Pid;
-use openvpnserv_core::limits::{LimitError, Limits};
+use openvpnserv_core::limits::{LimitError, Limits, Slot};
 use openvpnserv_policy::path_linux::{FsCaller, LinuxConfigCheck};
 use openvpnserv_policy::{decide_linux, AuthSettings, Decision};
 use openvpnserv_proto::channel::Codec;
-use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
+use openvpnserv_proto::codes::{ERROR_ACCESS_DENIED, ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
 use openvpnserv_proto::startup::{FUNCTION_LABEL, MAX_UNITS, TIMEOUT_LABEL};
 use openvpnserv_proto::{Reply, StartupMessage};
 use openvpnserv_settings::{Instance, Settings};
@@ -31,7 +31,7 @@ use zeroize::Zeroize;
 
 use super::errno::win32_code;
 use super::fs::HostFs;
-use super::identity::{identify, GidMembership, PeerIdentity};
+use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
 use super::launch::{spawn, LaunchSpec};
 use super::network::{Network, NetworkSession, SessionInfo};
 
@@ -55,6 +55,36 @@ pub struct Shared<N> {
     /// Cancelled when the service stops.
     pub shutdown: CancellationToken,
     next_id: AtomicU64,
+    refusals: RateLimited,
+}
+
+/// Counts events and lets the caller log at most once per second, with the count.
+#[derive(Debug)]
+struct RateLimited {
+    state: std::sync::Mutex<(std::time::Instant, u64)>,
+}
+
+impl RateLimited {
+    fn new() -> Self {
+        let long_ago = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .unwrap_or_else(std::time::Instant::now);
+        Self {
+            state: std::sync::Mutex::new((long_ago, 0)),
+        }
+    }
+
+    fn note(&self, log: impl FnOnce(u64)) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.1 += 1;
+        if state.0.elapsed() >= Duration::from_secs(1) {
+            log(state.1);
+            *state = (std::time::Instant::now(), 0);
+        }
+    }
 }
 
 impl<N: Network> Shared<N> {
@@ -76,6 +106,7 @@ impl<N: Network> Shared<N> {
             limits,
             shutdown,
             next_id: AtomicU64::new(1),
+            refusals: RateLimited::new(),
         }
     }
 }
@@ -89,60 +120,112 @@ async fn send_reply(conn: &UnixSeqpacket, reply: &Reply) {
     }
 }
 
-/// Serves one accepted connection to the end.
-pub async fn serve<N: Network>(shared: Arc<Shared<N>>, conn: UnixSeqpacket) {
+/// A connection that passed admission: identified, with a session slot.
+pub struct Admitted {
+    conn: UnixSeqpacket,
+    cred: PeerCred,
+    slot: Slot,
+    id: u64,
+}
+
+/// Admits an accepted connection, synchronously in the accept loop: the peer's credentials
+/// and a session slot. A refused connection is answered and closed right here, without a
+/// task or a timer, so that a flood of connections from one user costs a few system calls
+/// each and cannot crowd out other users' sessions.
+pub fn admit<N>(shared: &Shared<N>, conn: UnixSeqpacket) -> Option<Admitted> {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let identity = match identify(&conn) {
-        Ok(identity) => identity,
+    let cred = match peer_credentials(&conn) {
+        Ok(cred) => cred,
         Err(e) => {
             warn!(
                 session = id,
                 "refusing a client that cannot be identified: {e}"
             );
-            return;
+            return None;
         }
     };
-    let span = tracing::info_span!(
-        "session",
-        id,
-        user = %identity.name,
-        uid = identity.uid,
-        client_pid = identity.pid.unwrap_or(0),
-    );
-    run(shared, conn, identity, id).instrument(span).await;
-}
-
-async fn run<N: Network>(
-    shared: Arc<Shared<N>>,
-    conn: UnixSeqpacket,
-    identity: PeerIdentity,
-    id: u64,
-) {
-    let _slot = match shared.limits.acquire(identity.uid) {
-        Ok(slot) => slot,
+    match shared.limits.acquire(cred.uid) {
+        Ok(slot) => Some(Admitted {
+            conn,
+            cred,
+            slot,
+            id,
+        }),
         Err(limit) => {
-            warn!("refused: {limit}");
+            shared.refusals.note(|count| {
+                warn!(
+                    uid = cred.uid,
+                    client_pid = cred.pid.unwrap_or(0),
+                    "refused: {limit} ({count} refusals in the last second)"
+                );
+            });
             let text = match limit {
                 LimitError::Total { .. } => "Too many concurrent clients".to_owned(),
                 LimitError::PerUser { limit } => format!(
-                    "Too many sessions for user {} (limit {limit}, max_sessions_per_user); end one of them or ask an administrator to raise the limit",
-                    identity.name
+                    "Too many sessions for uid {} (limit {limit}, max_sessions_per_user); end one of them or ask an administrator to raise the limit",
+                    cred.uid
                 ),
             };
-            send_reply(&conn, &Reply::error(ERROR_CANT_WAIT, text, "")).await;
-            // Read (and drop) the startup message the client is about to send: closing a
-            // unix socket with unread data makes the client's next read fail with
-            // ECONNRESET, and it would lose the reply.
-            let mut discard = vec![0u8; (MAX_UNITS + 1) * 2];
-            let _ = tokio::time::timeout(STARTUP_TIMEOUT, conn.recv(&mut discard)).await;
-            discard.zeroize();
-            return;
+            refuse_now(&conn, &Reply::error(ERROR_CANT_WAIT, text, ""));
+            None
         }
-    };
+    }
+}
 
+/// Answers without waiting and closes. A startup message already queued is read first:
+/// closing a unix socket with unread data makes the client's next read fail with
+/// `ECONNRESET`, and it would lose the reply.
+fn refuse_now(conn: &UnixSeqpacket, reply: &Reply) {
+    let fd = conn.as_raw_fd();
+    let mut one = [0u8; 1];
+    while matches!(recv(fd, &mut one, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC), Ok(n) if n > 0)
+    {
+    }
+    let _ = send(
+        fd,
+        &reply.encode(),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    );
+}
+
+/// Serves an admitted connection to the end.
+pub async fn serve<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
+    let span = tracing::info_span!(
+        "session",
+        id = admitted.id,
+        uid = admitted.cred.uid,
+        client_pid = admitted.cred.pid.unwrap_or(0),
+        user = tracing::field::Empty,
+    );
+    run(shared, admitted).instrument(span).await;
+}
+
+async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
+    let Admitted {
+        conn,
+        cred,
+        slot: _slot,
+        id,
+    } = admitted;
     let Some(mut startup) = read_startup(&conn).await else {
         return;
     };
+    // The user database is consulted only for clients that sent a startup message.
+    let identity = match resolve(cred) {
+        Ok(identity) => identity,
+        Err(e) => {
+            warn!("refused: {e}");
+            startup.stdin.zeroize();
+            let reply = Reply::error(
+                ERROR_ACCESS_DENIED,
+                "LookupAccountSid",
+                format!("{e}; the service only serves accounts in the user database"),
+            );
+            send_reply(&conn, &reply).await;
+            return;
+        }
+    };
+    tracing::Span::current().record("user", tracing::field::display(&identity.name));
 
     let argv = match authorize(&shared, &identity, &startup) {
         Ok(argv) => argv,
@@ -213,13 +296,30 @@ async fn run<N: Network>(
 
 /// Reads and decodes the startup message, answering errors itself.
 async fn read_startup(conn: &UnixSeqpacket) -> Option<StartupMessage> {
-    // One more unit than allowed, so that anything longer decodes as too long.
+    // One more unit than allowed, so that anything longer decodes as too long. Allocated
+    // only once the client has sent something, so that silent clients cost little.
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let timed_out = || async {
+        warn!("timeout waiting for startup data");
+        send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, TIMEOUT_LABEL, "")).await;
+    };
+    match tokio::time::timeout_at(deadline, conn.as_async_fd().readable()).await {
+        Err(_) => {
+            timed_out().await;
+            return None;
+        }
+        Ok(Err(e)) => {
+            warn!("could not read startup data: {e}");
+            return None;
+        }
+        // Dropping the guard keeps the readiness for the read below.
+        Ok(Ok(_ready)) => {}
+    }
     let mut buf = vec![0u8; (MAX_UNITS + 1) * 2];
-    let received = tokio::time::timeout(STARTUP_TIMEOUT, conn.recv(&mut buf)).await;
+    let received = tokio::time::timeout_at(deadline, conn.recv(&mut buf)).await;
     let n = match received {
         Err(_) => {
-            warn!("timeout waiting for startup data");
-            send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, TIMEOUT_LABEL, "")).await;
+            timed_out().await;
             return None;
         }
         Ok(Err(e)) => {
@@ -228,6 +328,13 @@ async fn read_startup(conn: &UnixSeqpacket) -> Option<StartupMessage> {
         }
         Ok(Ok(n)) => n,
     };
+    if n == 0 {
+        // A client that connected and closed (or sent an empty message): cheap and quiet,
+        // so that a connect-and-close flood costs little.
+        debug!("client sent nothing and closed");
+        send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, FUNCTION_LABEL, "")).await;
+        return None;
+    }
     let decoded = StartupMessage::decode(&buf[..n]);
     buf.zeroize();
     match decoded {
