@@ -191,3 +191,33 @@ fn def1_ipv6_with_resolved_then_kill_9_of_the_service_and_a_restart() {
     assert!(log.contains("undoing what session"), "{log}");
     assert_same(&before, &vpn.snapshot(), &vpn);
 }
+
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, real openvpn (e2e stage)"]
+fn net30_topology_gets_a_peer_route_and_works() {
+    let pushes = Pushes {
+        net30: true,
+        ..Pushes::default()
+    };
+    let vpn = Vpn::new(&pushes, false, Dns::Direct);
+    vpn.config("p2p.ovpn", "");
+    let before = vpn.snapshot();
+    let pid = vpn.connect("p2p.ovpn");
+    let tun = vpn.tun().expect("the session's tun");
+    let c = &vpn.topo.client;
+    // net30: the local address alone, and the peer (the VPN gateway) routed on the tun.
+    let addrs = c.ip(&["addr", "show", "dev", &tun]);
+    assert!(addrs.contains("inet 10.10.0.6/32"), "{addrs}");
+    let routes = c.ip(&["route", "show"]);
+    assert!(routes.contains(&format!("10.10.0.5 dev {tun}")), "{routes}");
+    assert!(
+        routes.contains(&format!("10.9.0.0/24 via 10.10.0.5 dev {tun}")),
+        "{routes}\n{}\n{}",
+        vpn.service.log(),
+        vpn.client_log("p2p.ovpn")
+    );
+    ping_through(c, &tun, "10.9.0.1", 3);
+    kill_and_wait(pid, Signal::SIGTERM);
+    vpn.wait_undone(1);
+    assert_same(&before, &vpn.snapshot(), &vpn);
+}

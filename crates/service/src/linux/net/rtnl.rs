@@ -9,7 +9,7 @@ use openvpnserv_core::linux_policy::Path;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
@@ -101,8 +101,11 @@ impl Rtnl {
             .output_interface(r.oif)
             .protocol(RouteProtocol::Other(PROTOCOL))
             .kind(RouteType::Unicast);
-        if let Some(g) = r.gateway {
-            b = b.gateway(g).map_err(invalid)?;
+        match r.gateway {
+            Some(g) => b = b.gateway(g).map_err(invalid)?,
+            // A route with no next hop is on-link, as `ip route add ... dev` makes it; a
+            // universe-scope one could not serve as the way to a gateway (net30's peer).
+            None => b = b.scope(RouteScope::Link),
         }
         if let Some(m) = r.metric {
             b = b.priority(m);
