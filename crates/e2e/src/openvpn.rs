@@ -96,7 +96,7 @@ impl Server {
         let client_cert = make_cert(&dir.path, "client");
         let mut conf = format!(
             "dev tun\nproto udp\nport 1194\nlocal {SERVER_IP}\ndh none\ncert {}\nkey {}\npeer-fingerprint {}\n\
-             server-ipv6 fd00:8::/64\nverb 4\nkeepalive 10 60\n\
+             server-ipv6 fd00:8::/64\nverb 4\nkeepalive 10 60\nduplicate-cn\n\
              push \"route 10.9.0.0 255.255.255.0\"\npush \"route-ipv6 fd00:9::/64\"\n",
             server_cert.cert.display(),
             server_cert.key.display(),

@@ -221,3 +221,29 @@ fn net30_topology_gets_a_peer_route_and_works() {
     vpn.wait_undone(1);
     assert_same(&before, &vpn.snapshot(), &vpn);
 }
+
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, real openvpn (e2e stage)"]
+fn service_stop_undoes_every_session() {
+    let mut vpn = Vpn::new(&Pushes::default(), false, Dns::FakeResolvconf);
+    vpn.config("one.ovpn", "");
+    vpn.config("two.ovpn", "");
+    let before = vpn.snapshot();
+    let first = vpn.connect("one.ovpn");
+    let second = vpn.connect("two.ovpn");
+    let links = vpn.topo.client.ip(&["-o", "link", "show"]);
+    assert_eq!(
+        links.matches(": ovs").count(),
+        2,
+        "two sessions, two tuns: {links}"
+    );
+    let status = vpn.service.stop();
+    assert!(status.success(), "the service exits 0 on SIGTERM: {status}");
+    for pid in [first, second] {
+        assert!(
+            !openvpnserv_e2e::fixture::alive(pid),
+            "openvpn {pid} outlived the service"
+        );
+    }
+    assert_same(&before, &vpn.snapshot(), &vpn);
+}
