@@ -94,7 +94,7 @@ pub enum Change {
 
 impl Change {
     /// The link this change lives on, if deleting that link removes it.
-    fn on_link(&self) -> Option<&str> {
+    pub fn on_link(&self) -> Option<&str> {
         match self {
             Change::Address(a) => Some(&a.dev),
             Change::Route(r) => Some(&r.dev),

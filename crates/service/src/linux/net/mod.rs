@@ -31,11 +31,13 @@ mod dns;
 mod firewall;
 pub mod hook;
 mod journal_file;
+mod os;
 mod rtnl;
 mod session;
 mod sys;
 mod tun;
 
+pub use os::{NetOs, System};
 pub use rtnl::Rtnl;
 pub use session::{code_of, LinuxSession};
 pub use sys::inherited_fd;
@@ -87,8 +89,8 @@ impl NetConfig {
 
 /// State shared by the network layer and its sessions.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    rtnl: Rtnl,
+pub(crate) struct Shared<O: NetOs = System> {
+    os: O,
     dns: dns::DnsConfig,
     /// nftables table names: this plus the session number.
     table_prefix: String,
@@ -98,10 +100,10 @@ pub(crate) struct Shared {
     iproute: bool,
 }
 
-/// The real network layer.
-#[derive(Debug, Clone)]
-pub struct LinuxNetwork {
-    shared: Arc<Shared>,
+/// The network layer (over the real [`System`] unless a test gives it another [`NetOs`]).
+#[derive(Debug)]
+pub struct LinuxNetwork<O: NetOs = System> {
+    shared: Arc<Shared<O>>,
 }
 
 /// A short, stable tag for an instance id, so that two instances never pick the same names.
@@ -135,7 +137,6 @@ impl LinuxNetwork {
     /// Opens the netlink connection (on the current tokio runtime, in the caller's network
     /// namespace), chooses the DNS backend and detects `--iproute` support.
     pub async fn new(config: NetConfig) -> io::Result<Self> {
-        let tag = instance_tag(&config.instance);
         let backend = dns::detect(config.dns_backend).await;
         let iproute = openvpn_has_iproute(&config.openvpn).await;
         info!(
@@ -144,9 +145,22 @@ impl LinuxNetwork {
             hook = %config.hook_path.display(),
             "network layer started"
         );
-        Ok(Self {
+        Ok(LinuxNetwork::with_os(
+            System::connect()?,
+            config,
+            backend,
+            iproute,
+        ))
+    }
+}
+
+impl<O: NetOs> LinuxNetwork<O> {
+    /// A network layer over `os`, with the DNS backend and mode already decided.
+    pub fn with_os(os: O, config: NetConfig, backend: Backend, iproute: bool) -> Self {
+        let tag = instance_tag(&config.instance);
+        Self {
             shared: Arc::new(Shared {
-                rtnl: Rtnl::connect()?,
+                os,
                 dns: dns::DnsConfig {
                     backend,
                     resolv_conf: config.resolv_conf.clone(),
@@ -157,7 +171,7 @@ impl LinuxNetwork {
                 iproute,
                 config,
             }),
-        })
+        }
     }
 
     /// The DNS backend in use.
@@ -214,26 +228,26 @@ impl LinuxNetwork {
         a
     }
 
-    async fn prepare_session(&self, s: &mut LinuxSession) -> io::Result<Vec<String>> {
+    async fn prepare_session(&self, s: &mut LinuxSession<O>) -> io::Result<Vec<String>> {
         let name = s.tun.name.clone();
         let seq = s.begin(Change::Tun { name: name.clone() })?;
-        let made = tun::create(&name, s.user.uid, s.user.gid);
+        let made = self.shared.os.create_tun(&name, s.user.uid, s.user.gid);
         s.end(seq, made.is_ok())?;
         made?;
         s.tun.ifindex = self
             .shared
-            .rtnl
+            .os
             .link_index(&name)
             .await?
             .ok_or_else(|| io::Error::other(format!("tun {name} vanished after creation")))?;
-        let node = if tun::clone_device_open_to_users() {
+        let node = if self.shared.os.clone_device_open_to_users() {
             None
         } else {
             let path = self.shared.config.run_dir.join(format!("tun-{}", s.id));
             let seq = s.begin(Change::DeviceNode {
                 path: path.display().to_string(),
             })?;
-            let made = tun::create_node(&path, s.user.uid, s.user.gid);
+            let made = self.shared.os.create_node(&path, s.user.uid, s.user.gid);
             s.end(seq, made.is_ok())?;
             made?;
             Some(path)
@@ -242,8 +256,8 @@ impl LinuxNetwork {
     }
 }
 
-impl Network for LinuxNetwork {
-    type Session = LinuxSession;
+impl<O: NetOs> Network for LinuxNetwork<O> {
+    type Session = LinuxSession<O>;
 
     async fn recover(&self) {
         let dir = &self.shared.config.run_dir;
@@ -283,7 +297,7 @@ impl Network for LinuxNetwork {
     async fn prepare(
         &self,
         info: &SessionInfo,
-    ) -> Result<(LinuxSession, Vec<String>), NetworkError> {
+    ) -> Result<(LinuxSession<O>, Vec<String>), NetworkError> {
         let fail = |function: &str, e: &io::Error| NetworkError {
             code: e
                 .raw_os_error()
@@ -330,13 +344,4 @@ impl Network for LinuxNetwork {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_fit_and_differ_per_instance() {
-        assert_ne!(instance_tag(""), instance_tag("2"));
-        let longest = tun_name(&format!("ovs{}", instance_tag("x")), u64::MAX);
-        assert_eq!(longest.len(), 15, "{longest}");
-    }
-}
+mod tests;

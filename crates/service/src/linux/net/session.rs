@@ -15,19 +15,20 @@ use openvpnserv_proto::codes;
 use tracing::{info, warn};
 
 use super::journal_file::JournalFile;
-use super::{dns, firewall, tun, Shared};
+use super::os::{NetOs, System};
+use super::Shared;
 use crate::linux::network::{NetworkSession, SessionUser};
 
-/// A session of the real network layer.
+/// A session of the network layer.
 #[derive(Debug)]
-pub struct LinuxSession {
+pub struct LinuxSession<O: NetOs = System> {
     pub(super) id: u64,
     pub(super) user: SessionUser,
     pub(super) tun: Tun,
     pub(super) journal: Journal,
     pub(super) file: Option<JournalFile>,
     pub(super) dns: DnsState,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared<O>>,
     pub(super) openvpn_pid: Option<u32>,
 }
 
@@ -53,17 +54,18 @@ pub fn code_of(e: &io::Error) -> u32 {
 }
 
 /// Undoes one journalled change; "already gone" counts as done.
-pub(super) async fn undo(shared: &Shared, change: &Change) -> io::Result<()> {
+pub(super) async fn undo<O: NetOs>(shared: &Shared<O>, change: &Change) -> io::Result<()> {
+    let os = &shared.os;
     let r = match change {
-        Change::Tun { name } => match shared.rtnl.link_index(name).await? {
-            Some(i) => shared.rtnl.delete_link(i).await,
+        Change::Tun { name } => match os.link_index(name).await? {
+            Some(i) => os.delete_link(i).await,
             None => Ok(()),
         },
-        Change::DeviceNode { path } => tun::remove_node(std::path::Path::new(path)),
-        Change::Address(a) => shared.rtnl.del_address(a).await,
-        Change::Route(r) => shared.rtnl.del_route(r).await,
-        Change::Dns(u) => dns::revert(u).await,
-        Change::Firewall { table } => firewall::delete(table).await,
+        Change::DeviceNode { path } => os.remove_node(std::path::Path::new(path)),
+        Change::Address(a) => os.del_address(a).await,
+        Change::Route(r) => os.del_route(r).await,
+        Change::Dns(u) => os.dns_revert(u).await,
+        Change::Firewall { table } => os.firewall_delete(table).await,
     };
     match r {
         Err(e) if already_gone(&e) => Ok(()),
@@ -71,7 +73,7 @@ pub(super) async fn undo(shared: &Shared, change: &Change) -> io::Result<()> {
     }
 }
 
-impl LinuxSession {
+impl<O: NetOs> LinuxSession<O> {
     fn write(&mut self, record: &openvpnserv_core::linux_journal::Record) -> io::Result<()> {
         match &mut self.file {
             Some(f) => {
@@ -136,7 +138,7 @@ impl LinuxSession {
         let Some(dst) = asked.get() else {
             return first;
         };
-        let path: Option<Path> = match self.shared.rtnl.route_to(dst).await {
+        let path: Option<Path> = match self.shared.os.route_to(dst).await {
             Ok(p) => p,
             Err(e) => {
                 return Err(Refusal {
@@ -149,18 +151,19 @@ impl LinuxSession {
     }
 
     async fn execute(&mut self, action: Action) -> io::Result<()> {
-        let rtnl = self.shared.rtnl.clone();
+        let shared = Arc::clone(&self.shared);
+        let os = &shared.os;
         match action {
-            Action::SetLink { mtu } => rtnl.set_link(self.tun.ifindex, mtu).await,
+            Action::SetLink { mtu } => os.set_link(self.tun.ifindex, mtu).await,
             Action::AddAddress(a) => {
                 let seq = self.begin(Change::Address(a.clone()))?;
-                let r = rtnl.add_address(&a).await;
+                let r = os.add_address(&a).await;
                 self.end(seq, r.is_ok())?;
                 r
             }
             Action::AddRoute(rt) => {
                 let seq = self.begin(Change::Route(rt.clone()))?;
-                let r = rtnl.add_route(&rt).await;
+                let r = os.add_route(&rt).await;
                 self.end(seq, r.is_ok())?;
                 r
             }
@@ -178,7 +181,9 @@ impl LinuxSession {
                 let seq = self.begin(Change::Firewall {
                     table: table.clone(),
                 })?;
-                let r = firewall::add(&table, &self.tun.name, dns_only, self.server()).await;
+                let r = os
+                    .firewall_add(&table, &self.tun.name, dns_only, self.server())
+                    .await;
                 self.end(seq, r.is_ok())?;
                 r
             }
@@ -216,7 +221,8 @@ impl LinuxSession {
         let Some(Change::Dns(u)) = self.journal.get(seq).map(|e| e.change.clone()) else {
             return Ok(());
         };
-        match dns::apply(&u, &self.tun, &state).await {
+        let os = &self.shared.os;
+        match os.dns_apply(&u, &self.tun, &state).await {
             Ok(()) => {
                 if new {
                     self.end(seq, true)?;
@@ -227,7 +233,7 @@ impl LinuxSession {
             Err(e) => {
                 if new {
                     // Take back whatever part was applied before the failure.
-                    if let Err(r) = dns::revert(&u).await {
+                    if let Err(r) = self.shared.os.dns_revert(&u).await {
                         warn!(session = self.id, "reverting partial DNS settings: {r}");
                     }
                     self.end(seq, false)?;
@@ -241,9 +247,13 @@ impl LinuxSession {
     /// undone, so the next start tries again.
     pub(super) async fn undo_all(&mut self) {
         let mut failed = 0;
+        let mut deleted_links = Vec::new();
         for (seq, change) in self.journal.undo_plan() {
             match undo(&self.shared, &change).await {
                 Ok(()) => {
+                    if let Change::Tun { name } = &change {
+                        deleted_links.push(name.clone());
+                    }
                     if let Err(e) = self.end(seq, false) {
                         warn!(session = self.id, "journal: {e}");
                     }
@@ -252,6 +262,23 @@ impl LinuxSession {
                     failed += 1;
                     warn!(session = self.id, user = %self.user.name, "could not undo {change:?}: {e}");
                 }
+            }
+        }
+        // What lived on a deleted tun went with it: write it off too, so that a journal kept
+        // for a failed undo holds only what is really left.
+        let died: Vec<u64> = self
+            .journal
+            .live()
+            .filter(|(_, e)| {
+                e.change
+                    .on_link()
+                    .is_some_and(|l| deleted_links.iter().any(|d| d == l))
+            })
+            .map(|(seq, _)| seq)
+            .collect();
+        for seq in died {
+            if let Err(e) = self.end(seq, false) {
+                warn!(session = self.id, "journal: {e}");
             }
         }
         if let Some(f) = self.file.take() {
@@ -264,7 +291,7 @@ impl LinuxSession {
     }
 }
 
-impl NetworkSession for LinuxSession {
+impl<O: NetOs> NetworkSession for LinuxSession<O> {
     fn started(&mut self, pid: u32) {
         self.openvpn_pid = Some(pid);
     }
