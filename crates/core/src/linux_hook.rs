@@ -253,10 +253,42 @@ fn routes(env: &Env, add: bool) -> Result<Vec<Request>, String> {
         // On a tun the next hop is meaningless: openvpn routes IPv6 on the device.
         v6.push(route(add, net, len, None, &dev, m));
     }
+    // An IPv6 server inside the IPv6 routes (`redirect-gateway ipv6` sends ::/3 and 2000::/4
+    // into the tunnel) needs its own host route via the underlay first, or the tunnel would
+    // carry its own packets.
+    let mut server6 = Vec::new();
+    if let Some(server @ IpAddr::V6(s6)) = ip(env, "trusted_ip")? {
+        let covered = (1..)
+            .map_while(|i| get(env, &format!("route_ipv6_network_{i}")))
+            .filter_map(|spec| {
+                let (a, l) = spec.split_once('/')?;
+                Some((
+                    a.parse::<std::net::Ipv6Addr>().ok()?,
+                    l.parse::<u32>().ok()?,
+                ))
+            })
+            .any(|(net, len)| {
+                let mask = u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0);
+                (u128::from(net) ^ u128::from(s6)) & mask == 0
+            });
+        if covered {
+            let gw = ip(env, "net_gateway_ipv6")?.filter(|g| add && g.is_ipv6());
+            server6.push(route(add, server, 128, gw, &none, None));
+        }
+    }
     Ok(if add {
-        redirect_routes.into_iter().chain(v4).chain(v6).collect()
+        redirect_routes
+            .into_iter()
+            .chain(v4)
+            .chain(server6)
+            .chain(v6)
+            .collect()
     } else {
-        v4.into_iter().chain(redirect_routes).chain(v6).collect()
+        v4.into_iter()
+            .chain(redirect_routes)
+            .chain(v6)
+            .chain(server6)
+            .collect()
     })
 }
 
@@ -496,6 +528,48 @@ mod tests {
         assert_eq!(
             describe(&translate(Phase::RoutePreDown, &e, opts).unwrap()[0]),
             "block del dev tun1 flags 2"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_server_inside_the_ipv6_redirect_keeps_a_host_route() {
+        let mut e = env(&[
+            ("dev", "tun1"),
+            ("trusted_ip", "2001:db8::1"),
+            ("net_gateway_ipv6", "fe80::1"),
+            ("route_ipv6_network_1", "2000::/4"),
+        ]);
+        let got: Vec<String> = translate(Phase::RouteUp, &e, Options::default())
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "-6 route add 2001:db8::1/128 via fe80::1",
+                "-6 route add 2000::/4 dev tun1"
+            ]
+        );
+        let got: Vec<String> = translate(Phase::RoutePreDown, &e, Options::default())
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "-6 route del 2000::/4 dev tun1",
+                "-6 route del 2001:db8::1/128"
+            ]
+        );
+        // A server outside the IPv6 routes needs none.
+        e.insert("route_ipv6_network_1".into(), "fd00:9::/64".into());
+        assert_eq!(
+            translate(Phase::RouteUp, &e, Options::default())
+                .unwrap()
+                .len(),
+            1
         );
     }
 

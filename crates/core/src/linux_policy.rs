@@ -155,13 +155,9 @@ impl Facts<'_> {
     }
 
     /// Whether `gw` is reached through the tun: inside a prefix of an address the session put
-    /// there, a peer it routed there, or IPv6 link-local.
+    /// there, or a peer it routed there. (An IPv6 link-local next hop names no link by itself:
+    /// it counts only with the tun named.)
     fn is_vpn_gateway(&self, gw: IpAddr) -> bool {
-        if let IpAddr::V6(v6) = gw {
-            if v6.segments()[0] & 0xffc0 == 0xfe80 {
-                return true;
-            }
-        }
         let full = full_len(gw);
         self.journal.addresses().any(|a| {
             a.ifindex == self.tun.ifindex && a.addr != gw && contains(a.addr, a.prefix_len, gw)
@@ -664,6 +660,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason.contains("one host route"), "{}", e.reason);
+    }
+
+    #[test]
+    fn a_link_local_next_hop_without_a_link_is_not_the_tunnel() {
+        let j = connected();
+        let mut r = route("2001:db8::", 32, "fe80::1", none());
+        r.family = AF_INET6;
+        let e = run(&j, &Request::AddRoute(r.clone())).unwrap_err();
+        assert_eq!(e.code, ERROR_ACCESS_DENIED, "{e}");
+        r.iface = Interface::by_name("tun7").unwrap();
+        let Action::AddRoute(spec) = run(&j, &Request::AddRoute(r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(spec.oif, 7);
     }
 
     #[test]

@@ -131,6 +131,21 @@ fn full_tunnel_def1_with_resolvconf_and_leak_block_then_kill_9_of_openvpn() {
         ok && out.contains("dport 53") && out.contains(&tun),
         "{out}"
     );
+    // ... and it drops: DNS to a server outside the tunnel is refused by the kernel, while
+    // another port to the same host still goes out.
+    let send = |port: u16| {
+        let code = format!(
+            "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('10.200.0.1', {port}))"
+        );
+        c.try_exec("python3", &["-c", &code])
+    };
+    let (ok, out) = send(53);
+    assert!(
+        !ok && out.contains("Operation not permitted"),
+        "DNS leaked: {out}"
+    );
+    let (ok, out) = send(54);
+    assert!(ok, "{out}");
 
     // openvpn dies without running any hook.
     kill_and_wait(pid, Signal::SIGKILL);
