@@ -441,6 +441,14 @@ mod tests {
     use super::*;
     use crate::linux_iproute::describe;
 
+    fn described(phase: Phase, env: &Env, opts: Options) -> Vec<String> {
+        translate(phase, env, opts)
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect()
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs
             .iter()
@@ -469,11 +477,7 @@ mod tests {
             addresses_and_routes: false,
             block_outside_dns: false,
         };
-        let got: Vec<String> = translate(Phase::Up, &e, opts)
-            .unwrap()
-            .iter()
-            .map(describe)
-            .collect();
+        let got = described(Phase::Up, &e, opts);
         assert_eq!(
             got,
             [
@@ -485,20 +489,12 @@ mod tests {
         e.insert("dns_server_1_address_1".into(), "10.8.0.53".into());
         e.insert("dns_server_1_resolve_domain_1".into(), "lab.example".into());
         e.insert("dns_search_domain_1".into(), "corp.example".into());
-        let got: Vec<String> = translate(Phase::Up, &e, opts)
-            .unwrap()
-            .iter()
-            .map(describe)
-            .collect();
+        let got = described(Phase::Up, &e, opts);
         assert_eq!(
             got,
             ["dns add dev tun1 servers [10.8.0.53] resolve-domains [.lab.example] search-domains [corp.example]"]
         );
-        let got: Vec<String> = translate(Phase::Down, &e, opts)
-            .unwrap()
-            .iter()
-            .map(describe)
-            .collect();
+        let got = described(Phase::Down, &e, opts);
         assert_eq!(
             got,
             ["dns del dev tun1 servers [] resolve-domains [] search-domains []"]
@@ -539,11 +535,7 @@ mod tests {
             ("net_gateway_ipv6", "fe80::1"),
             ("route_ipv6_network_1", "2000::/4"),
         ]);
-        let got: Vec<String> = translate(Phase::RouteUp, &e, Options::default())
-            .unwrap()
-            .iter()
-            .map(describe)
-            .collect();
+        let got = described(Phase::RouteUp, &e, Options::default());
         assert_eq!(
             got,
             [
@@ -551,11 +543,7 @@ mod tests {
                 "-6 route add 2000::/4 dev tun1"
             ]
         );
-        let got: Vec<String> = translate(Phase::RoutePreDown, &e, Options::default())
-            .unwrap()
-            .iter()
-            .map(describe)
-            .collect();
+        let got = described(Phase::RoutePreDown, &e, Options::default());
         assert_eq!(
             got,
             [
