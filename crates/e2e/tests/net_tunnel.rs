@@ -262,3 +262,35 @@ fn service_stop_undoes_every_session() {
     }
     assert_same(&before, &vpn.snapshot(), &vpn);
 }
+
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, real openvpn (e2e stage)"]
+fn sigusr1_restart_reconfigures_the_same_tun() {
+    let vpn = Vpn::new(&Pushes::default(), false, Dns::Direct);
+    vpn.config("restart.ovpn", "");
+    let before = vpn.snapshot();
+    let pid = vpn.connect("restart.ovpn");
+    let tun = vpn.tun().expect("the session's tun");
+    // A soft restart: openvpn runs its down hooks, reconnects and runs the up hooks again
+    // on the same (persistent) tun; the session deletes and re-adds its changes.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGUSR1);
+    let again = eventually(Duration::from_secs(30), || {
+        vpn.client_log("restart.ovpn")
+            .matches("Initialization Sequence Completed")
+            .count()
+            >= 2
+    });
+    assert!(again, "no reconnect:\n{}", vpn.client_log("restart.ovpn"));
+    assert_eq!(vpn.tun().as_deref(), Some(tun.as_str()));
+    ping_through(&vpn.topo.client, &tun, "10.9.0.1", 2);
+    let rc = std::fs::read_to_string(&vpn.resolv_conf).unwrap();
+    assert!(rc.contains("nameserver 10.8.0.53"), "{rc}");
+    kill_and_wait(pid, Signal::SIGTERM);
+    vpn.wait_undone(1);
+    assert_same(&before, &vpn.snapshot(), &vpn);
+    assert!(
+        !vpn.service.log().contains("refused"),
+        "{}",
+        vpn.service.log()
+    );
+}
