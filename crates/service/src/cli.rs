@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use openvpnserv_settings::{Instance, InstanceError};
 
-/// Upstream's switch words.
-const UPSTREAM_SWITCHES: &[&str] = &["install", "remove", "start", "instance"];
+/// Upstream's switch words, plus our `check-config`, which is given in the same style.
+const UPSTREAM_SWITCHES: &[&str] = &["install", "remove", "start", "instance", "check-config"];
 
 /// Rewrites upstream-style switches (`-Install`, `/instance`, …) to `--install`, `--instance`.
 /// Slash switches are recognised on Windows only, where no path starts with `/`.

@@ -1,0 +1,124 @@
+//! Error replies built the way upstream builds them (spec §6.1, §12): the pattern
+//! `0x%1!08x!\n%2!s!\n%3!s!` through `FormatMessageW`, so the bytes are whatever the system
+//! makes of it (Wine turns each LF into CRLF). PID replies are plain text (spec §4.5).
+
+use std::ptr;
+
+use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA};
+use openvpnserv_proto::reply::MAX_REPLY_UNITS;
+use windows_sys::Win32::Foundation::{LocalFree, HLOCAL};
+use windows_sys::Win32::System::Diagnostics::Debug::{
+    FormatMessageW, FORMAT_MESSAGE_ALLOCATE_BUFFER, FORMAT_MESSAGE_ARGUMENT_ARRAY,
+    FORMAT_MESSAGE_FROM_STRING,
+};
+
+use super::win32::{system_text, wide};
+
+/// What is sent when formatting itself fails.
+const FALLBACK: &str = "0xffffffff\nFormatMessage failed\nCould not return result";
+
+fn encode(units: &[u16]) -> Vec<u8> {
+    let mut end = units.len().min(MAX_REPLY_UNITS);
+    // Never cut a surrogate pair in two.
+    if end < units.len() && end > 0 && (0xD800..0xDC00).contains(&units[end - 1]) {
+        end -= 1;
+    }
+    units[..end].iter().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+/// The bytes of an error reply. Line 3 is the system's text for `code`; the service's own
+/// codes have none, so the reply ends with the line break after `function`.
+pub fn error_reply(code: u32, function: &str) -> Vec<u8> {
+    let text = if code == ERROR_OPENVPN_STARTUP || code == ERROR_STARTUP_DATA {
+        String::new()
+    } else {
+        system_text(code)
+    };
+    let pattern = wide("0x%1!08x!\n%2!s!\n%3!s!");
+    let function = wide(function);
+    let text = wide(&text);
+    let args: [usize; 3] = [
+        code as usize,
+        function.as_ptr() as usize,
+        text.as_ptr() as usize,
+    ];
+    let mut out: *mut u16 = ptr::null_mut();
+    // SAFETY: FROM_STRING with an argument array of three pointer-sized values matching the
+    // pattern's inserts (a number, two NUL-terminated wide strings that outlive the call);
+    // ALLOCATE_BUFFER stores a LocalAlloc'd pointer at `out`.
+    let len = unsafe {
+        FormatMessageW(
+            FORMAT_MESSAGE_FROM_STRING
+                | FORMAT_MESSAGE_ALLOCATE_BUFFER
+                | FORMAT_MESSAGE_ARGUMENT_ARRAY,
+            pattern.as_ptr().cast(),
+            0,
+            0,
+            (&raw mut out).cast(),
+            0,
+            args.as_ptr().cast(),
+        )
+    };
+    if len == 0 || out.is_null() {
+        return encode(&FALLBACK.encode_utf16().collect::<Vec<_>>());
+    }
+    // SAFETY: FormatMessageW wrote `len` units at `out`.
+    let bytes = encode(unsafe { std::slice::from_raw_parts(out, len as usize) });
+    // SAFETY: allocated by FormatMessageW, freed once.
+    unsafe { LocalFree(out as HLOCAL) };
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openvpnserv_proto::Reply;
+
+    fn text(bytes: &[u8]) -> String {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        String::from_utf16(&units).unwrap()
+    }
+
+    /// The bytes are whatever `FormatMessageW` makes of upstream's pattern: LF on Windows,
+    /// CRLF under Wine (spec §12); both parse to the same reply.
+    #[test]
+    fn startup_error_has_an_empty_third_line() {
+        let bytes = error_reply(ERROR_STARTUP_DATA, "GetStartupData (timeout)");
+        let t = text(&bytes);
+        assert!(
+            t == "0x20000001\nGetStartupData (timeout)\n"
+                || t == "0x20000001\r\nGetStartupData (timeout)\r\n",
+            "{t:?}"
+        );
+        assert_eq!(
+            Reply::decode(&bytes).unwrap(),
+            Reply::error(ERROR_STARTUP_DATA, "GetStartupData (timeout)", "")
+        );
+    }
+
+    #[test]
+    fn win32_error_carries_the_system_text() {
+        let reply = Reply::decode(&error_reply(2, "CreateProcessAsUser")).unwrap();
+        match reply {
+            Reply::Error {
+                code,
+                function,
+                text,
+            } => {
+                assert_eq!((code, function.as_str()), (2, "CreateProcessAsUser"));
+                assert_eq!(text, system_text(2).trim_end());
+                assert!(!text.is_empty());
+            }
+            Reply::Pid(_) => panic!("not an error reply"),
+        }
+    }
+
+    #[test]
+    fn long_labels_are_cut_to_what_the_gui_reads() {
+        let bytes = error_reply(ERROR_STARTUP_DATA, &"x".repeat(2000));
+        assert_eq!(bytes.len(), MAX_REPLY_UNITS * 2);
+    }
+}

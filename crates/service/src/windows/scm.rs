@@ -1,0 +1,219 @@
+//! The service control manager side (spec §1.1, §6.4): `-install`, `-remove`, `-start`, and
+//! running as a service with STOP handling.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use openvpnserv_settings::Instance;
+use windows_service::service::{
+    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceDependency, ServiceErrorControl,
+    ServiceExitCode, ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+};
+use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_dispatcher;
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+
+use super::win32::Event;
+
+/// The instance the dispatcher's callback serves (set once before dispatching).
+static INSTANCE: OnceLock<Instance> = OnceLock::new();
+
+/// Upstream: share-process for the default instance, own-process with `-instance`.
+fn service_type(instance: &Instance) -> ServiceType {
+    if instance.id().is_empty() {
+        ServiceType::from_bits_truncate(0x20) // SERVICE_WIN32_SHARE_PROCESS
+    } else {
+        ServiceType::OWN_PROCESS
+    }
+}
+
+/// `-install`: creates the service (auto start, `LocalSystem`, depends on `tap0901` and
+/// `Dhcp`), binary path = this executable, quoted (plus `-instance interactive <id>` for
+/// another instance). Exit code = number of failures.
+pub fn install(instance: &Instance) -> ExitCode {
+    let result = (|| -> windows_service::Result<()> {
+        let manager = ServiceManager::local_computer(
+            None::<&str>,
+            ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
+        )?;
+        let exe = std::env::current_exe().map_err(windows_service::Error::Winapi)?;
+        let launch_arguments: Vec<OsString> = if instance.id().is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                "-instance".into(),
+                "interactive".into(),
+                instance.id().into(),
+            ]
+        };
+        let info = ServiceInfo {
+            name: instance.service_name().into(),
+            display_name: instance.display_name().into(),
+            service_type: service_type(instance),
+            start_type: ServiceStartType::AutoStart,
+            error_control: ServiceErrorControl::Normal,
+            executable_path: exe,
+            launch_arguments,
+            dependencies: vec![
+                ServiceDependency::Service("tap0901".into()),
+                ServiceDependency::Service("Dhcp".into()),
+            ],
+            account_name: None,
+            account_password: None,
+        };
+        let service = manager.create_service(&info, ServiceAccess::CHANGE_CONFIG)?;
+        service.set_description(
+            "Allows OpenVPN GUI and other clients to establish OpenVPN connections without administrative privileges in a secure way.",
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            println!("{} installed.", instance.display_name());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("CreateService failed - {}", error_text(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn error_text(e: &windows_service::Error) -> String {
+    match e {
+        windows_service::Error::Winapi(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `-remove`: stops the service (a dot a second while it stops), then deletes it.
+pub fn remove(instance: &Instance) -> ExitCode {
+    let display = instance.display_name();
+    let result = (|| -> windows_service::Result<()> {
+        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+        let service = manager.open_service(
+            instance.service_name(),
+            ServiceAccess::STOP | ServiceAccess::QUERY_STATUS | ServiceAccess::DELETE,
+        )?;
+        if service.query_status()?.current_state != ServiceState::Stopped {
+            println!("Stopping {display}.");
+            let _ = service.stop();
+            for _ in 0..30 {
+                if service.query_status()?.current_state != ServiceState::StopPending {
+                    break;
+                }
+                print!(".");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            if service.query_status()?.current_state == ServiceState::Stopped {
+                println!("\n{display} stopped.");
+            } else {
+                println!("\n{display} failed to stop.");
+            }
+        }
+        service.delete()
+    })();
+    match result {
+        Ok(()) => {
+            println!("{display} removed.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("DeleteService failed - {}", error_text(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `-start`.
+pub fn start(instance: &Instance) -> ExitCode {
+    let result = (|| -> windows_service::Result<()> {
+        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+        let service = manager.open_service(instance.service_name(), ServiceAccess::START)?;
+        service.start::<&str>(&[])
+    })();
+    match result {
+        Ok(()) => {
+            println!("Service Started");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("StartService failed - {}", error_text(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+windows_service::define_windows_service!(ffi_service_main, service_main);
+
+/// Hands the thread to the SCM. Fails when not started by the SCM (e.g. from a console).
+pub fn dispatch(instance: Instance) -> Result<(), windows_service::Error> {
+    let name = instance.service_name();
+    let _ = INSTANCE.set(instance);
+    service_dispatcher::start(name, ffi_service_main)
+}
+
+fn service_main(_arguments: Vec<OsString>) {
+    let instance = INSTANCE.get().cloned().unwrap_or_default();
+    let Ok(stop) = Event::new() else { return };
+    let Ok(stop_for_handler) = stop.try_clone() else {
+        return;
+    };
+    let handler = move |control| match control {
+        ServiceControl::Stop => {
+            stop_for_handler.set();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+        _ => ServiceControlHandlerResult::NotImplemented,
+    };
+    let Ok(status) = service_control_handler::register(instance.service_name(), handler) else {
+        return;
+    };
+    let kind = service_type(&instance);
+    let report = |state, accept, exit: u32, checkpoint, hint| {
+        let _ = status.set_service_status(ServiceStatus {
+            service_type: kind,
+            current_state: state,
+            controls_accepted: accept,
+            exit_code: ServiceExitCode::Win32(exit),
+            checkpoint,
+            wait_hint: hint,
+            process_id: None,
+        });
+    };
+    report(
+        ServiceState::StartPending,
+        ServiceControlAccept::empty(),
+        0,
+        1,
+        Duration::from_secs(3),
+    );
+    let exit = super::run_service(&instance, &stop, || {
+        report(
+            ServiceState::Running,
+            ServiceControlAccept::STOP,
+            0,
+            0,
+            Duration::ZERO,
+        );
+    });
+    if exit != 0 {
+        report(
+            ServiceState::StopPending,
+            ServiceControlAccept::empty(),
+            exit,
+            2,
+            Duration::from_secs(3),
+        );
+    }
+    report(
+        ServiceState::Stopped,
+        ServiceControlAccept::empty(),
+        exit,
+        0,
+        Duration::ZERO,
+    );
+}

@@ -1,0 +1,379 @@
+//! One client session (spec §2, §3, §4, §5, §6.3): startup message, decision, launch, the
+//! channel, and the end with its 2 s grace, undo and replies.
+
+use std::os::windows::io::OwnedHandle;
+use std::ptr;
+use std::time::Duration;
+
+use openvpnserv_core::windows_session::{SessionConfig, WinSession};
+use openvpnserv_policy::path_windows::WindowsConfigCheck;
+use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Membership};
+use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA, ERROR_TOO_MANY_SESS};
+use openvpnserv_proto::startup::{self, MAX_BYTES};
+use openvpnserv_proto::{Reply, StartupMessage};
+use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::Storage::FileSystem::WriteFile;
+use windows_sys::Win32::System::Threading::{
+    GetExitCodeProcess, TerminateProcess, WaitForSingleObject,
+};
+use zeroize::Zeroize;
+
+use super::launch::{self, LaunchRequest, Launched};
+use super::pipe::{is_more_data, IoError, Pipe, IO_TIMEOUT};
+use super::reply::error_reply;
+use super::server::{Context, MembershipSource, NetFactory};
+use super::token::{Impersonation, Token, TokenMembership};
+use super::win32::{raw, Event, Win32Error};
+
+/// How long openvpn may take to exit after its channel ends.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a session ended before openvpn ran: the reply's code and line 2.
+struct Failure {
+    code: u32,
+    label: String,
+}
+
+impl From<Win32Error> for Failure {
+    fn from(e: Win32Error) -> Self {
+        Self {
+            code: e.code,
+            label: e.function,
+        }
+    }
+}
+
+struct NoGroups;
+
+impl Membership for NoGroups {
+    fn is_member(&self, _group: &str) -> bool {
+        false
+    }
+}
+
+/// A per-user session slot, given back on drop.
+struct Slot<'a, F: NetFactory> {
+    ctx: &'a Context<F>,
+    user: String,
+}
+
+impl<F: NetFactory> Drop for Slot<'_, F> {
+    fn drop(&mut self) {
+        let mut map = self
+            .ctx
+            .per_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
+fn take_slot<'a, F: NetFactory>(ctx: &'a Context<F>, user: &str) -> Option<Slot<'a, F>> {
+    let mut map = ctx
+        .per_user
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let n = map.entry(user.to_owned()).or_insert(0);
+    if *n >= ctx.settings.max_sessions_per_user {
+        return None;
+    }
+    *n += 1;
+    Some(Slot {
+        ctx,
+        user: user.to_owned(),
+    })
+}
+
+/// Sends a reply; a client that went away is not an error worth more than a log line.
+fn send(conn: &Pipe, bytes: &[u8], stop: &Event) {
+    let _ = conn.write(bytes, Some(stop));
+}
+
+/// Ends the conversation with the client: give it up to 2 s to read what was sent, then
+/// disconnect.
+fn close(conn: &Pipe) {
+    conn.flush_bounded(IO_TIMEOUT);
+    conn.disconnect();
+}
+
+/// Serves one connected client to the end.
+pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
+    let mut msg = match read_startup(conn, ctx, stop) {
+        Ok(m) => m,
+        Err(Some(f)) => {
+            send(conn, &error_reply(f.code, &f.label), stop);
+            close(conn);
+            return;
+        }
+        Err(None) => {
+            conn.disconnect();
+            return;
+        }
+    };
+    let (launched, _slot) = match start(conn, ctx, &msg) {
+        Ok(x) => x,
+        Err(f) => {
+            ctx.log.error(&format!("{} (0x{:08x})", f.label, f.code));
+            send(conn, &error_reply(f.code, &f.label), stop);
+            close(conn);
+            return;
+        }
+    };
+    send(conn, &Reply::Pid(launched.pid).encode(), stop);
+    write_stdin(&launched.stdin, &msg.stdin);
+    // The third string is usually the management password.
+    msg.stdin.zeroize();
+    let Launched {
+        process,
+        pid,
+        stdin,
+        channel,
+    } = launched;
+    let mut session = WinSession::new(
+        ctx.net.make(),
+        SessionConfig {
+            exe_path: ctx.settings.exe_path.clone(),
+            bin_dir: ctx.settings.bin_dir.clone(),
+        },
+    );
+    session.set_pid(pid);
+    serve_channel(&channel, &mut session, ctx, stop);
+    drop(channel);
+    if let Some(code) = end_process(&process) {
+        ctx.log
+            .error(&format!("OpenVPN exited with error: exit code = {code}"));
+        send(
+            conn,
+            &error_reply(
+                ERROR_OPENVPN_STARTUP,
+                &format!("OpenVPN exited with error: exit code = {code}"),
+            ),
+            stop,
+        );
+    }
+    session.finish();
+    drop(stdin);
+    close(conn);
+}
+
+/// Reads and decodes the startup message (spec §2.2, §2.3). `Err(None)`: the service is
+/// stopping, no reply.
+fn read_startup<F: NetFactory>(
+    conn: &Pipe,
+    ctx: &Context<F>,
+    stop: &Event,
+) -> Result<StartupMessage, Option<Failure>> {
+    let startup_error = |label: &str| Failure {
+        code: ERROR_STARTUP_DATA,
+        label: label.to_owned(),
+    };
+    let mut buf = vec![0u8; MAX_BYTES + 1];
+    let n = match conn.read(&mut buf, Some(stop), Some(IO_TIMEOUT)) {
+        Ok(n) => n,
+        Err(IoError::Timeout) => {
+            ctx.log.error("Timeout waiting for startup data");
+            return Err(Some(startup_error(startup::TIMEOUT_LABEL)));
+        }
+        Err(IoError::Stopped) => return Err(None),
+        Err(e) if is_more_data(&e) => {
+            ctx.log.error("Startup data is too long");
+            return Err(Some(startup_error(startup::FUNCTION_LABEL)));
+        }
+        Err(e) => {
+            return Err(Some(Failure {
+                code: e.code(),
+                label: "ReadPipeAsync".into(),
+            }))
+        }
+    };
+    let decoded = StartupMessage::decode(&buf[..n]);
+    // The raw bytes hold the management password too.
+    buf.zeroize();
+    match decoded {
+        Ok(d) => Ok(d.message),
+        Err(e) => {
+            ctx.log.error(&format!("Invalid startup data: {e}"));
+            Err(Some(startup_error(e.function())))
+        }
+    }
+}
+
+/// Checks and starts openvpn as the client (spec §3, §4.1). Impersonation ends on every
+/// path: explicitly on success (a failure to revert kills openvpn), by the guard otherwise.
+fn start<'a, F: NetFactory>(
+    conn: &Pipe,
+    ctx: &'a Context<F>,
+    msg: &StartupMessage,
+) -> Result<(Launched, Slot<'a, F>), Failure> {
+    let imp = Impersonation::start(conn)?;
+    let token = Token::thread()?;
+    let token_user = token.user("GetTokenInformation (impersonation token)")?;
+    let user_sid = token_user.sid.clone();
+    let (user, domain) = token_user.account().unwrap_or_else(|e| {
+        ctx.log.error(&format!("{e}"));
+        (String::new(), String::new())
+    });
+    let caller = Caller {
+        user: user.clone(),
+        domain: domain.clone(),
+        superuser: false,
+    };
+    let auth = AuthSettings {
+        admin_groups: ctx.admin_groups.clone(),
+        service_user: ctx.settings.ovpn_service_user.clone(),
+        service_domain: "NT SERVICE".into(),
+    };
+    let check = WindowsConfigCheck {
+        config_dir: ctx.settings.config_dir.clone(),
+    };
+    let decision = match ctx.membership {
+        MembershipSource::Token => {
+            let membership = TokenMembership::new(&token_user, &token)?;
+            decide_windows(
+                &msg.options,
+                &msg.working_dir,
+                &check,
+                &caller,
+                &membership,
+                &auth,
+            )
+        }
+        MembershipSource::NoGroups => decide_windows(
+            &msg.options,
+            &msg.working_dir,
+            &check,
+            &caller,
+            &NoGroups,
+            &auth,
+        ),
+    };
+    match decision {
+        Ok(Allowance::Validated) => {}
+        Ok(Allowance::Authorized(by, refusal)) => ctx.log.info(&format!(
+            "Authorizing user '{user}@{domain}' by virtue of {by} ({refusal})"
+        )),
+        Err(refusal) => {
+            return Err(Failure {
+                code: ERROR_STARTUP_DATA,
+                label: refusal.message(&ctx.settings.ovpn_admin_group),
+            })
+        }
+    }
+    let Some(slot) = take_slot(ctx, &user_sid) else {
+        return Err(Failure {
+            code: ERROR_TOO_MANY_SESS,
+            label: format!(
+                "Too many sessions for this user (at most {}; the registry value max_sessions_per_user sets it)",
+                ctx.settings.max_sessions_per_user
+            ),
+        });
+    };
+    let channel_name = ctx
+        .instance
+        .session_pipe_path(launch::thread_id(), &launch::new_uuid()?);
+    let launched = launch::launch(
+        &token,
+        &LaunchRequest {
+            exe_path: &ctx.settings.exe_path,
+            options: &msg.options,
+            working_dir: &msg.working_dir,
+            priority_class: ctx.settings.priority.windows_class(),
+            channel_name,
+            service_sid: &ctx.service_sid,
+            user_sid: &user_sid,
+            stdin_len: msg.stdin.len(),
+        },
+    )?;
+    if let Err(e) = imp.revert() {
+        // SAFETY: the process handle is valid.
+        unsafe { TerminateProcess(raw(&launched.process), 1) };
+        return Err(e.into());
+    }
+    Ok((launched, slot))
+}
+
+/// Writes the third startup string to openvpn's stdin as UTF-8 (spec §4.6). The pipe was
+/// made with room for it, so the write does not wait for openvpn.
+fn write_stdin(stdin: &OwnedHandle, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let mut written = 0;
+    // SAFETY: valid handle; the buffer outlives the synchronous call.
+    unsafe {
+        WriteFile(
+            raw(stdin),
+            text.as_ptr(),
+            text.len() as u32,
+            &raw mut written,
+            ptr::null_mut(),
+        )
+    };
+}
+
+/// Serves channel requests until the channel ends, the service stops, or a request is too
+/// large (CVE-2024-27459: no ack, the channel is dropped).
+fn serve_channel<F: NetFactory>(
+    channel: &Pipe,
+    session: &mut WinSession<F::Net>,
+    ctx: &Context<F>,
+    stop: &Event,
+) {
+    let codec = ctx.codec;
+    let mut buf = vec![0u8; codec.max_request_size() + 1];
+    loop {
+        let n = match channel.read(&mut buf, Some(stop), None) {
+            Ok(n) => n,
+            Err(e) if is_more_data(&e) => {
+                ctx.log
+                    .error("OpenVPN process sent too large payload length");
+                return;
+            }
+            Err(_) => return,
+        };
+        let ack = match codec.decode_request(&buf[..n]) {
+            Ok(env) => openvpnserv_proto::channel::Ack {
+                message_id: env.message_id,
+                error_number: session.handle(&env.request),
+            },
+            Err(e) => {
+                ctx.log.error(&format!("Bad message from openvpn: {e}"));
+                match e.ack() {
+                    Some(ack) => ack,
+                    None => return,
+                }
+            }
+        };
+        if channel.write(&codec.encode_ack(ack), Some(stop)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits up to [`EXIT_GRACE`] for openvpn; kills it if it is still running. Returns its exit
+/// code if it exited by itself with a non-zero code.
+fn end_process(process: &OwnedHandle) -> Option<u32> {
+    let h = raw(process);
+    // SAFETY: valid process handle.
+    let rc = unsafe { WaitForSingleObject(h, EXIT_GRACE.as_millis() as u32) };
+    if rc == WAIT_TIMEOUT {
+        // SAFETY: valid process handle; then wait for it to be gone.
+        unsafe {
+            TerminateProcess(h, 1);
+            WaitForSingleObject(h, 5000);
+        }
+        return None;
+    }
+    if rc != WAIT_OBJECT_0 {
+        return None;
+    }
+    let mut code = 0;
+    // SAFETY: valid handle and out pointer.
+    unsafe { GetExitCodeProcess(h, &raw mut code) };
+    (code != 0).then_some(code)
+}

@@ -1,0 +1,268 @@
+//! The service in-process with a recording network layer, test registry instances, and
+//! per-test working directories. Every guard cleans up on drop, also when a test fails.
+
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::thread::JoinHandle;
+
+use openvpnserv::windows::server::{Context, MembershipSource, NetFactory, Server};
+use openvpnserv::windows::win32::Event;
+use openvpnserv_core::windows_fake::RecordingNet;
+use openvpnserv_proto::channel::{Arch, Codec, Revision};
+use openvpnserv_settings::registry::{self, RegValue};
+use openvpnserv_settings::{Instance, Settings};
+use windows_sys::Win32::System::Registry::{
+    RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegOpenKeyExW, RegSetValueExW, HKEY,
+    HKEY_LOCAL_MACHINE, KEY_READ, KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ,
+};
+
+/// Hands every session a clone of one recording fake.
+#[derive(Clone, Default)]
+pub struct FakeFactory(pub RecordingNet);
+
+impl NetFactory for FakeFactory {
+    type Net = RecordingNet;
+    fn make(&self) -> RecordingNet {
+        self.0.clone()
+    }
+}
+
+/// A path of this (Linux) machine as Wine sees it: `/x/y` → `Z:\x\y`.
+pub fn wine_path(path: &str) -> String {
+    if path.starts_with('/') {
+        format!("Z:{}", path.replace('/', "\\"))
+    } else {
+        path.to_owned()
+    }
+}
+
+/// A fresh directory that is both the config directory and openvpn's working directory;
+/// removed on drop.
+#[derive(Debug)]
+pub struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Creates `%TEMP%\openvpnserv-tests\<name>` anew.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join("openvpnserv-tests").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The directory as text.
+    pub fn text(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+
+    /// `<dir>\`, the `config_dir` setting.
+    pub fn config_dir(&self) -> String {
+        format!("{}\\", self.text())
+    }
+
+    /// Writes a file in the directory.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).expect("write a test file");
+    }
+
+    /// Reads a file of the directory, if it exists.
+    pub fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(name)).ok()
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings as the registry rules make them from `values` (the install directory is `""`;
+/// a later value of the same name wins).
+pub fn settings(instance: &Instance, values: &[(&str, &str)]) -> Settings {
+    registry::read(instance, |name| {
+        values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map_or(RegValue::Missing, |(_, v)| RegValue::Sz((*v).to_owned()))
+    })
+    .expect("valid test settings")
+}
+
+/// The usual values: install dir `C:\OpenVPN`, `exe` (a test's
+/// `env!("CARGO_BIN_EXE_fake-openvpn-win")`) as openvpn, configs under `work`.
+pub fn values(work: &WorkDir, exe: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("", r"C:\OpenVPN".to_owned()),
+        ("exe_path", wine_path(exe)),
+        ("config_dir", work.config_dir()),
+    ]
+}
+
+/// The service running in this process; stopped (and every session ended) on drop.
+pub struct InProcess {
+    stop: Event,
+    thread: Option<JoinHandle<Result<(), openvpnserv::windows::win32::Win32Error>>>,
+    /// The pipe's path.
+    pub pipe_path: String,
+}
+
+impl InProcess {
+    /// Binds the pipe of `instance` and serves it on a thread.
+    pub fn start(
+        instance: &Instance,
+        settings: Settings,
+        revision: Revision,
+        membership: MembershipSource,
+        net: RecordingNet,
+    ) -> Self {
+        let ctx = Context::new(
+            instance.clone(),
+            settings,
+            Codec::new(Arch::NATIVE, revision),
+            membership,
+            FakeFactory(net),
+        )
+        .expect("service context");
+        let server = Server::bind(ctx).expect("bind the service pipe");
+        Self::serve(instance, server)
+    }
+
+    /// Serves an already bound server.
+    pub fn serve(instance: &Instance, server: Server<FakeFactory>) -> Self {
+        let stop = Event::new().expect("event");
+        let stop2 = stop.try_clone().expect("event");
+        let thread = std::thread::spawn(move || server.run(&stop2));
+        Self {
+            stop,
+            thread: Some(thread),
+            pipe_path: instance.pipe_path(),
+        }
+    }
+
+    /// Stops the service and waits for it; its result.
+    pub fn stop(mut self) -> Result<(), openvpnserv::windows::win32::Win32Error> {
+        self.stop.set();
+        self.thread
+            .take()
+            .map_or(Ok(()), |t| t.join().expect("service thread"))
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.set();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(Some(0)).collect()
+}
+
+/// A key under `HKLM` with `REG_SZ` test values; deleted (with everything below it) on drop.
+#[derive(Debug)]
+pub struct RegistryKey {
+    key: String,
+}
+
+impl RegistryKey {
+    /// Writes the key (`""` = the default value).
+    pub fn new(key: &str, values: &[(&str, String)]) -> Self {
+        let wkey = wide(key);
+        let mut h: HKEY = ptr::null_mut();
+        // SAFETY: NUL-terminated key name; valid out pointer.
+        let rc = unsafe {
+            RegCreateKeyExW(
+                HKEY_LOCAL_MACHINE,
+                wkey.as_ptr(),
+                0,
+                ptr::null(),
+                REG_OPTION_NON_VOLATILE,
+                KEY_WRITE,
+                ptr::null(),
+                &raw mut h,
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "create HKLM\\{key}");
+        for (name, value) in values {
+            let wname = wide(name);
+            let data: Vec<u8> = wide(value).iter().flat_map(|u| u.to_le_bytes()).collect();
+            // SAFETY: valid key; `data` holds a NUL-terminated REG_SZ.
+            let rc = unsafe {
+                RegSetValueExW(
+                    h,
+                    wname.as_ptr(),
+                    0,
+                    REG_SZ,
+                    data.as_ptr(),
+                    data.len() as u32,
+                )
+            };
+            assert_eq!(rc, 0, "set {name}");
+        }
+        // SAFETY: opened above, closed once.
+        unsafe { RegCloseKey(h) };
+        Self {
+            key: key.to_owned(),
+        }
+    }
+
+    /// Whether the key still exists.
+    pub fn exists(&self) -> bool {
+        exists(&self.key)
+    }
+}
+
+/// Whether `HKLM\<key>` exists.
+pub fn exists(key: &str) -> bool {
+    let wkey = wide(key);
+    let mut h: HKEY = ptr::null_mut();
+    // SAFETY: NUL-terminated name; valid out pointer; closed below.
+    unsafe {
+        let rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, wkey.as_ptr(), 0, KEY_READ, &raw mut h);
+        if rc == 0 {
+            RegCloseKey(h);
+        }
+        rc == 0
+    }
+}
+
+impl Drop for RegistryKey {
+    fn drop(&mut self) {
+        let wkey = wide(&self.key);
+        // SAFETY: NUL-terminated key name.
+        unsafe { RegDeleteTreeW(HKEY_LOCAL_MACHINE, wkey.as_ptr()) };
+        let (parent, leaf) = self.key.rsplit_once('\\').unwrap_or(("", &self.key));
+        let (wparent, wleaf) = (wide(parent), wide(leaf));
+        let mut h: HKEY = ptr::null_mut();
+        // SAFETY: NUL-terminated names; valid out pointer; the key is closed below.
+        unsafe {
+            if RegOpenKeyExW(
+                HKEY_LOCAL_MACHINE,
+                wparent.as_ptr(),
+                0,
+                KEY_WRITE,
+                &raw mut h,
+            ) == 0
+            {
+                RegDeleteTreeW(h, wleaf.as_ptr());
+                RegCloseKey(h);
+            }
+        }
+    }
+}
+
+/// `HKLM\SOFTWARE\OpenVPN<id>` with test values; deleted on drop.
+pub fn registry_instance(instance: &Instance, values: &[(&str, String)]) -> RegistryKey {
+    RegistryKey::new(&instance.registry_key(), values)
+}
