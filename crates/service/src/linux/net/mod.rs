@@ -21,7 +21,6 @@ use std::sync::Arc;
 use openvpnserv_core::linux_dns::{Backend, DnsState};
 use openvpnserv_core::linux_journal::{Change, Journal, Record};
 use openvpnserv_core::linux_policy::Tun;
-use openvpnserv_proto::codes;
 use openvpnserv_settings::{DnsBackend, Instance, Settings};
 use tracing::{info, warn};
 
@@ -299,9 +298,7 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
         info: &SessionInfo,
     ) -> Result<(LinuxSession<O>, Vec<String>), NetworkError> {
         let fail = |function: &str, e: &io::Error| NetworkError {
-            code: e
-                .raw_os_error()
-                .map_or(codes::ERROR_INVALID_DATA, |c| c as u32),
+            code: code_of(e),
             function: function.to_owned(),
             message: format!(
                 "{e}. The service could not set up the VPN network for this session; see its log."

@@ -297,14 +297,15 @@ impl<O: NetOs> NetworkSession for LinuxSession<O> {
     }
 
     async fn handle(&mut self, request: Request) -> u32 {
-        let what = describe(&request);
+        // Described only for a log line: this runs for every route of a session.
+        let what = || describe(&request);
         match self.decide(&request).await {
             Err(refusal) => {
                 warn!(
                     session = self.id,
                     user = %self.user.name,
                     uid = self.user.uid,
-                    request = %what,
+                    request = %what(),
                     code = refusal.code,
                     "refused: {}",
                     refusal.reason
@@ -315,7 +316,7 @@ impl<O: NetOs> NetworkSession for LinuxSession<O> {
                 Ok(()) => codes::NO_ERROR,
                 Err(e) => {
                     let code = code_of(&e);
-                    warn!(session = self.id, user = %self.user.name, request = %what, code, "failed: {e}");
+                    warn!(session = self.id, user = %self.user.name, request = %what(), code, "failed: {e}");
                     code
                 }
             },
@@ -324,6 +325,11 @@ impl<O: NetOs> NetworkSession for LinuxSession<O> {
 
     async fn cleanup(mut self) {
         self.undo_all().await;
-        info!(session = self.id, user = %self.user.name, "network changes undone");
+        info!(
+            session = self.id,
+            user = %self.user.name,
+            openvpn_pid = self.openvpn_pid.unwrap_or(0),
+            "network changes undone"
+        );
     }
 }
