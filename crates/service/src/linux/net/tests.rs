@@ -469,3 +469,37 @@ async fn dns_that_fails_halfway_is_taken_back() {
     assert!(t.iter().any(|l| l == "dns revert resolved"), "{t:?}");
     session.cleanup().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn iproute_builds_get_iproute_and_keep_openvpns_own_ifconfig() {
+    let dir = std::env::temp_dir().join(format!("ovs-net-iproute-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Detection reads the build's compile-time defines from `--version`.
+    let fake = dir.join("openvpn");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'OpenVPN 2.6.14'\necho 'Compile time defines: enable_dco=yes enable_iproute2=yes enable_lz4=yes'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(openvpn_has_iproute(&fake).await);
+    assert!(!openvpn_has_iproute(Path::new("/bin/true")).await);
+
+    let s = Setup::new("iproute-args");
+    let config = s.net.shared.config.clone();
+    let net = LinuxNetwork::with_os(Fake::new(&s.run_dir), config, Backend::Resolved, true);
+    let (session, args) = net.prepare(&info()).await.unwrap();
+    let hook = "/usr/sbin/openvpnserv-hook".to_owned();
+    let at = args
+        .iter()
+        .position(|a| a == "--iproute")
+        .expect("--iproute");
+    assert_eq!(args[at + 1], hook);
+    assert!(!args.contains(&"--ifconfig-noexec".to_owned()), "{args:?}");
+    assert!(
+        args.ends_with(&["OPENVPNSERV_MODE".into(), "iproute".into()]),
+        "{args:?}"
+    );
+    session.cleanup().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
