@@ -147,7 +147,9 @@ fn a_refused_address_in_up_fails_the_hook() {
         ("ifconfig_local", "10.8.0.2"),
         ("ifconfig_netmask", "255.255.255.0"),
     ];
-    let run = run_hook(&["up"], &env, "addr add", temp_dir("refused").join("none"));
+    let dir = temp_dir("refused");
+    let run = run_hook(&["up"], &env, "addr add", dir.join("none"));
+    std::fs::remove_dir_all(&dir).unwrap();
     assert!(!run.output.status.success());
     let err = String::from_utf8_lossy(&run.output.stderr);
     assert!(
@@ -182,7 +184,8 @@ fn route_pre_down_runs_the_configs_script_before_the_deletes() {
 
 #[test]
 fn iproute_mode_turns_ip_commands_into_requests() {
-    let marker = temp_dir("iproute").join("none");
+    let dir = temp_dir("iproute");
+    let marker = dir.join("none");
     let run = run_hook(
         &[
             "addr",
@@ -214,6 +217,7 @@ fn iproute_mode_turns_ip_commands_into_requests() {
         marker,
     );
     assert!(!run.output.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
