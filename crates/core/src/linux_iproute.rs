@@ -178,6 +178,9 @@ pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
     if opt("table").is_some() {
         return bad("routing tables other than main are not supported");
     }
+    if matches!(object, "link" | "addr" | "address") && dev.name.is_empty() {
+        return bad("a link must be named with dev");
+    }
     match (object, verb) {
         ("link", "set") => match opt("mtu") {
             Some(m) => Ok(vec![mtu(
@@ -383,6 +386,8 @@ mod tests {
             "-6 route add 10.0.0.0/8 dev tun0",
             "route add",
             "addr add dev tun0",
+            "addr add 10.8.0.2/24",
+            "link set up mtu 1500",
         ] {
             assert!(parse(&words(line)).is_err(), "{line}");
         }
