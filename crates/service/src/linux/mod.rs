@@ -142,6 +142,7 @@ pub fn main(cli: &Cli) -> ExitCode {
         // For tests of the service alone (a fake openvpn): no tun, every channel request
         // refused. Never needed in production.
         if std::env::var_os(NO_NETWORK_ENV).is_some_and(|v| v == "1") {
+            tracing::warn!("{NO_NETWORK_ENV}=1: the network layer is off, every channel request is refused (test mode)");
             return serve(instance, settings, network::NoNetwork).await;
         }
         let config = net::NetConfig::new(&settings, &instance);
