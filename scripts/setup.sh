@@ -14,7 +14,7 @@ cd "$ROOT"
 say() { printf '\n== setup: %s\n' "$*"; }
 
 APT_PACKAGES=(
-    openvpn nftables iproute2 openssl dbus procps psmisc util-linux passwd
+    openvpn nftables iproute2 openssl dbus procps psmisc util-linux passwd iputils-ping
     gcc-mingw-w64-x86-64 wine wine64 python3
 )
 

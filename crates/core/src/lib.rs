@@ -5,6 +5,12 @@
 #![forbid(unsafe_code)]
 
 pub mod limits;
+pub mod linux_config;
+pub mod linux_dns;
+pub mod linux_hook;
+pub mod linux_iproute;
+pub mod linux_journal;
+pub mod linux_policy;
 pub mod windows_fake;
 pub mod windows_net;
 pub mod windows_nrpt;

@@ -38,7 +38,17 @@ impl Fixture {
             config_dir.display(),
             admin.name
         );
-        let service = Service::start(&dir, &settings);
+        // The fake openvpn needs no tun and sends its own channel messages: run the service
+        // without its network layer (the net_* tests use the real one).
+        let service = Service::start_with(
+            &dir,
+            &settings,
+            &crate::service::unique_instance(),
+            |mut cmd| {
+                cmd.env("OPENVPNSERV_NO_NETWORK", "1");
+                cmd
+            },
+        );
         Self {
             service,
             admin,

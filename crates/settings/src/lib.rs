@@ -6,7 +6,7 @@
 //!   by default; without a file, built-in defaults that work.
 //!
 //! Keys we add to upstream's (the same on both platforms): `max_sessions`,
-//! `max_sessions_per_user`, `msg_protocol`, and on Linux `dns_backend`.
+//! `max_sessions_per_user`, `msg_protocol`, and on Linux `dns_backend` and `hook_path`.
 #![forbid(unsafe_code)]
 
 mod instance;
@@ -120,6 +120,9 @@ pub struct Settings {
     pub msg_protocol: MsgProtocol,
     /// Linux DNS backend.
     pub dns_backend: DnsBackend,
+    /// Linux: the helper openvpn runs from its script hooks; empty = `openvpnserv-hook` next
+    /// to the service executable.
+    pub hook_path: String,
 }
 
 /// Default total session limit (upstream's fixed cap is 63).

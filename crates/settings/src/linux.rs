@@ -8,6 +8,7 @@
 //! max_sessions = 2048
 //! max_sessions_per_user = 32
 //! dns_backend = "auto"
+//! hook_path = "/usr/sbin/openvpnserv-hook"   # default: next to the service executable
 //! ```
 //!
 //! Every key is optional; unknown keys are an error that names the line and column. Without
@@ -46,6 +47,7 @@ struct File {
     max_sessions_per_user: Option<u32>,
     msg_protocol: Option<String>,
     dns_backend: Option<String>,
+    hook_path: Option<String>,
 }
 
 /// Why the settings file cannot be used.
@@ -95,6 +97,7 @@ pub fn defaults() -> Settings {
         max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         msg_protocol: MsgProtocol::V27,
         dns_backend: DnsBackend::Auto,
+        hook_path: String::new(),
     }
 }
 
@@ -185,6 +188,9 @@ pub fn parse(text: &str, path: &str) -> Result<Settings, LinuxSettingsError> {
             )
         })?;
     }
+    if let Some(v) = file.hook_path.filter(|v| !v.is_empty()) {
+        s.hook_path = absolute("hook_path", v)?;
+    }
     Ok(s)
 }
 
@@ -224,6 +230,7 @@ pub fn render(s: &Settings) -> String {
         max_sessions_per_user: Some(s.max_sessions_per_user),
         msg_protocol: Some(s.msg_protocol.name().into()),
         dns_backend: Some(s.dns_backend.name().into()),
+        hook_path: Some(s.hook_path.clone()),
     };
     toml::to_string(&file).unwrap_or_default()
 }
@@ -240,7 +247,7 @@ mod tests {
     #[test]
     fn values_and_trailing_slash() {
         let s = parse(
-            "exe_path = \"/opt/ovpn/openvpn\"\nconfig_dir = \"/srv/cfg\"\npriority = \"idle_priority_class\"\nmax_sessions = 5\nmax_sessions_per_user = 2\ndns_backend = \"direct\"\novpn_admin_group = \"netadm\"\n",
+            "exe_path = \"/opt/ovpn/openvpn\"\nconfig_dir = \"/srv/cfg\"\npriority = \"idle_priority_class\"\nmax_sessions = 5\nmax_sessions_per_user = 2\ndns_backend = \"direct\"\novpn_admin_group = \"netadm\"\nhook_path = \"/opt/ovs/hook\"\n",
             "x",
         )
         .unwrap();
@@ -251,6 +258,7 @@ mod tests {
         assert_eq!(s.max_sessions_per_user, 2);
         assert_eq!(s.dns_backend, DnsBackend::Direct);
         assert_eq!(s.ovpn_admin_group, "netadm");
+        assert_eq!(s.hook_path, "/opt/ovs/hook");
     }
 
     #[test]
@@ -274,6 +282,7 @@ mod tests {
             ("log_append = \"yes\"", "log_append"),
             ("max_sessions = 0", "max_sessions"),
             ("dns_backend = \"nscd\"", "dns_backend"),
+            ("hook_path = \"hook\"", "hook_path"),
             ("msg_protocol = \"2.6\"", "msg_protocol"),
         ] {
             let e = parse(text, "x").unwrap_err().to_string();

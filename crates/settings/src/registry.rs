@@ -167,6 +167,7 @@ pub fn read(
         max_sessions_per_user,
         msg_protocol,
         dns_backend: DnsBackend::None,
+        hook_path: String::new(),
     })
 }
 

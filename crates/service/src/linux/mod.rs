@@ -23,9 +23,14 @@ pub mod fs;
 pub mod identity;
 pub mod launch;
 pub mod listener;
+pub mod net;
 pub mod network;
 pub mod server;
 pub mod session;
+
+/// Environment variable that, set to `1`, runs the service without its network layer (for
+/// tests of the session logic with a fake openvpn).
+pub const NO_NETWORK_ENV: &str = "OPENVPNSERV_NO_NETWORK";
 
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
@@ -133,8 +138,20 @@ pub fn main(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let network = network::NoNetwork;
-    match runtime.block_on(serve(instance, settings, network)) {
+    let result = runtime.block_on(async {
+        // For tests of the service alone (a fake openvpn): no tun, every channel request
+        // refused. Never needed in production.
+        if std::env::var_os(NO_NETWORK_ENV).is_some_and(|v| v == "1") {
+            tracing::warn!("{NO_NETWORK_ENV}=1: the network layer is off, every channel request is refused (test mode)");
+            return serve(instance, settings, network::NoNetwork).await;
+        }
+        let config = net::NetConfig::new(&settings, &instance);
+        let network = net::LinuxNetwork::new(config)
+            .await
+            .map_err(|e| format!("cannot start the network layer (netlink): {e}"))?;
+        serve(instance, settings, network).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

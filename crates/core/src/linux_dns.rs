@@ -1,0 +1,223 @@
+//! A session's DNS settings (design §4): what the channel asked for, checked, and how each
+//! backend is told.
+//!
+//! The channel carries DNS in pieces (servers per family, search domains, and with `--dns`
+//! resolve-domains); the session keeps the sum in a [`DnsState`] and hands the whole state to
+//! the backend after each change. Every name is checked before it gets near a file or a bus:
+//! a domain from the channel is written into `resolv.conf` by the direct backend, so a newline
+//! in it would be an injection.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// The DNS settings of one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsState {
+    /// IPv4 servers.
+    pub servers4: Vec<IpAddr>,
+    /// IPv6 servers.
+    pub servers6: Vec<IpAddr>,
+    /// Search domains.
+    pub search: Vec<String>,
+    /// Split-DNS domains: only names under these go to the session's servers.
+    pub routing: Vec<String>,
+}
+
+/// Longest domain name we accept.
+pub const MAX_DOMAIN: usize = 253;
+/// Most domains of one kind we keep.
+pub const MAX_DOMAINS: usize = 32;
+
+/// Why a DNS value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// A domain that is not a plain DNS name.
+    #[error("{0:?} is not a DNS domain name")]
+    BadDomain(String),
+    /// A server address that does not parse.
+    #[error("{0:?} is not an IP address")]
+    BadAddress(String),
+    /// Too many of something.
+    #[error("more than {MAX_DOMAINS} domains")]
+    TooMany,
+}
+
+/// Checks one domain: letters, digits, `-` and `_` in dot-separated labels of 1..=63 bytes;
+/// one leading dot (NRPT style) is dropped; a trailing dot is kept off.
+pub fn domain(raw: &str) -> Result<String, DnsError> {
+    let bad = || DnsError::BadDomain(raw.chars().take(80).collect());
+    let d = raw.strip_prefix('.').unwrap_or(raw);
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() || d.len() > MAX_DOMAIN {
+        return Err(bad());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+    };
+    if d.split('.').all(label_ok) {
+        Ok(d.to_ascii_lowercase())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Checks a comma- (or space-) separated list of domains.
+pub fn domain_list(raw: &str) -> Result<Vec<String>, DnsError> {
+    let list = raw
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.len() > MAX_DOMAINS {
+        return Err(DnsError::TooMany);
+    }
+    Ok(list)
+}
+
+/// Parses a textual server address (NRPT messages carry text).
+pub fn server(raw: &str) -> Result<IpAddr, DnsError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| DnsError::BadAddress(raw.chars().take(60).collect()))
+}
+
+impl DnsState {
+    /// Whether there is nothing to configure.
+    pub fn is_empty(&self) -> bool {
+        self.servers4.is_empty()
+            && self.servers6.is_empty()
+            && self.search.is_empty()
+            && self.routing.is_empty()
+    }
+
+    /// Every server, IPv4 first.
+    pub fn servers(&self) -> impl Iterator<Item = &IpAddr> {
+        self.servers4.iter().chain(&self.servers6)
+    }
+
+    /// Whether the link should take queries for every name (no split DNS).
+    pub fn default_route(&self) -> bool {
+        self.routing.is_empty()
+    }
+
+    /// Link domains for systemd-resolved: search domains, then routing-only domains.
+    pub fn resolved_domains(&self) -> Vec<(String, bool)> {
+        self.search
+            .iter()
+            .map(|d| (d.clone(), false))
+            .chain(self.routing.iter().map(|d| (d.clone(), true)))
+            .collect()
+    }
+
+    /// The text given to `resolvconf -a` or written as `resolv.conf`. Routing-only domains
+    /// cannot be expressed there; their servers then answer for every name.
+    pub fn resolv_conf(&self, origin: &str) -> String {
+        let mut s = format!("# {origin}\n");
+        for a in self.servers() {
+            let _ = writeln!(s, "nameserver {a}");
+        }
+        if !self.search.is_empty() {
+            let _ = writeln!(s, "search {}", self.search.join(" "));
+        }
+        s
+    }
+}
+
+/// Which backend applies DNS settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// systemd-resolved over D-Bus.
+    Resolved,
+    /// `resolvconf -a/-d`.
+    Resolvconf,
+    /// Rewrite `resolv.conf`, restore it afterwards.
+    Direct,
+    /// Leave DNS alone.
+    None,
+}
+
+/// What the detector found on the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Found {
+    /// `org.freedesktop.resolve1` has an owner on the system bus.
+    pub resolved: bool,
+    /// A `resolvconf` program is installed.
+    pub resolvconf: bool,
+}
+
+/// The backend to use: the configured one, or with `None` (auto) the first available of
+/// resolved, resolvconf, direct (design §4).
+pub fn choose(configured: Option<Backend>, found: Found) -> Backend {
+    match configured {
+        Some(b) => b,
+        None if found.resolved => Backend::Resolved,
+        None if found.resolvconf => Backend::Resolvconf,
+        None => Backend::Direct,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_plain_names_only() {
+        assert_eq!(domain(".Corp.Example").unwrap(), "corp.example");
+        assert_eq!(domain("a_b-1.x.").unwrap(), "a_b-1.x");
+        for bad in [
+            "",
+            ".",
+            "corp\nnameserver 6.6.6.6",
+            "a..b",
+            "-a.b",
+            "a b",
+            "ä.example",
+            &"a".repeat(64),
+            &format!("{}.x", "a.".repeat(130)),
+        ] {
+            assert!(domain(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            domain_list("a.example,b.example c.example").unwrap(),
+            ["a.example", "b.example", "c.example"]
+        );
+        assert!(domain_list(&"x,".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn rendering_and_default_route() {
+        let s = DnsState {
+            servers4: vec!["10.8.0.53".parse().unwrap()],
+            servers6: vec!["fd00:8::53".parse().unwrap()],
+            search: vec!["corp.example".into()],
+            routing: vec!["lab.example".into()],
+        };
+        assert_eq!(
+            s.resolv_conf("openvpnserv tun1"),
+            "# openvpnserv tun1\nnameserver 10.8.0.53\nnameserver fd00:8::53\nsearch corp.example\n"
+        );
+        assert!(!s.default_route());
+        assert_eq!(
+            s.resolved_domains(),
+            [("corp.example".into(), false), ("lab.example".into(), true)]
+        );
+    }
+
+    #[test]
+    fn auto_prefers_resolved_then_resolvconf_then_direct() {
+        let f = |resolved, resolvconf| Found {
+            resolved,
+            resolvconf,
+        };
+        assert_eq!(choose(None, f(true, true)), Backend::Resolved);
+        assert_eq!(choose(None, f(false, true)), Backend::Resolvconf);
+        assert_eq!(choose(None, f(false, false)), Backend::Direct);
+        assert_eq!(
+            choose(Some(Backend::Direct), f(true, true)),
+            Backend::Direct
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! openvpn's script environment as channel requests, per hook (design §2).
+//!
+//! The service runs openvpn with `--ifconfig-noexec` and our hook as `--up`, `--route-up`,
+//! `--route-pre-down` and `--down`. openvpn still *tries* to add its routes itself (they fail
+//! with EPERM, harmlessly): that is what makes it export `redirect_gateway` to `--route-up`,
+//! which `--route-noexec` would hide (design §2, known gaps). From the environment:
+//!
+//! * `up`: link up and MTU (which `--ifconfig-noexec` skips), the IPv4 address (subnet, or
+//!   net30/p2p as `local/32` plus a host route to the peer on the tun), the IPv6 address, and
+//!   DNS (`--dns` servers and domains if present, else `dhcp-option DNS/DNS6/DOMAIN/
+//!   DOMAIN-SEARCH`);
+//! * `route-up`: for `redirect-gateway` the host route to the server via the underlay, then
+//!   `0.0.0.0/1` and `128.0.0.0/1` via the VPN gateway — def1 style even without `def1`, since
+//!   the default route is never replaced (design §3); every pushed IPv4 route via its gateway;
+//!   every IPv6 route on the tun (including the `def1 ipv6` ones, which openvpn lists as
+//!   routes); and the DNS-leak block when asked for;
+//! * `route-pre-down` and `down`: the matching deletes, in openvpn's order.
+//!
+//! With `--iproute` (builds that have it) openvpn configures addresses and routes through our
+//! hook as `ip` commands ([`crate::linux_iproute`]) and the script hooks only do DNS and the
+//! block ([`Options::addresses_and_routes`] false).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use openvpnserv_proto::channel::{
+    DnsCfgMsg, FixedStr, InetAddr, Interface, NrptCfgMsg, Request, WfpBlockMsg, AF_INET, AF_INET6,
+    NRPT_ADDR_NUM, WFP_BLOCK_DNS,
+};
+
+use crate::linux_iproute::{address, iface, mtu, route};
+
+/// The script hooks openvpn runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `--up`: after the tun is opened.
+    Up,
+    /// `--route-up`: after routes would have been added.
+    RouteUp,
+    /// `--route-pre-down`: before routes are removed.
+    RoutePreDown,
+    /// `--down`: after the tun is closed.
+    Down,
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 4] = [Phase::Up, Phase::RouteUp, Phase::RoutePreDown, Phase::Down];
+
+    /// The phase named like openvpn's option (and `script_type`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// openvpn's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Up => "up",
+            Phase::RouteUp => "route-up",
+            Phase::RoutePreDown => "route-pre-down",
+            Phase::Down => "down",
+        }
+    }
+}
+
+/// How the hook is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Whether addresses and routes come from the environment (false when openvpn runs `ip`
+    /// commands through `--iproute`).
+    pub addresses_and_routes: bool,
+    /// The config asks for `block-outside-dns`.
+    pub block_outside_dns: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            addresses_and_routes: true,
+            block_outside_dns: false,
+        }
+    }
+}
+
+/// The script environment.
+pub type Env = HashMap<String, String>;
+
+fn get<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
+    env.get(key).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+fn ip(env: &Env, key: &str) -> Result<Option<IpAddr>, String> {
+    get(env, key)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("{key}={v:?} is not an address"))
+        })
+        .transpose()
+}
+
+/// `255.255.255.0` → 24; refuses non-contiguous masks.
+pub fn netmask_len(mask: Ipv4Addr) -> Option<u8> {
+    let m = u32::from(mask);
+    let len = m.leading_ones();
+    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+fn mask_of(env: &Env, key: &str) -> Result<u8, String> {
+    match ip(env, key)? {
+        Some(IpAddr::V4(m)) => netmask_len(m).ok_or_else(|| format!("{key}={m} is not a netmask")),
+        _ => Err(format!("{key} is missing")),
+    }
+}
+
+/// The requests for one hook.
+pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>, String> {
+    let dev_name = get(env, "dev").ok_or("dev is missing from the environment")?;
+    let dev = iface(dev_name)?;
+    let mut out = Vec::new();
+    match phase {
+        Phase::Up => {
+            if opts.addresses_and_routes {
+                up_addresses(env, &dev, &mut out)?;
+            }
+            out.extend(dns(env, &dev, true)?);
+        }
+        Phase::RouteUp => {
+            if opts.addresses_and_routes {
+                out.extend(routes(env, true)?);
+            }
+            if wants_block(env, opts) {
+                out.push(block(&dev, true));
+            }
+        }
+        Phase::RoutePreDown => {
+            if wants_block(env, opts) {
+                out.push(block(&dev, false));
+            }
+            if opts.addresses_and_routes {
+                out.extend(routes(env, false)?);
+            }
+        }
+        Phase::Down => {
+            if opts.addresses_and_routes {
+                down_addresses(env, &dev, &mut out)?;
+            }
+            out.extend(dns(env, &dev, false)?);
+        }
+    }
+    Ok(out)
+}
+
+fn up_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<(), String> {
+    let tun_mtu = get(env, "tun_mtu")
+        .map(|m| m.parse::<u32>().map_err(|_| format!("tun_mtu={m:?}")))
+        .transpose()?
+        .unwrap_or(1500);
+    let local = ip(env, "ifconfig_local")?;
+    let local6 = ip(env, "ifconfig_ipv6_local")?;
+    if local.is_some() || local6.is_none() {
+        out.push(mtu(dev, false, tun_mtu));
+    }
+    if let Some(a) = local {
+        match ip(env, "ifconfig_remote")? {
+            Some(peer) if get(env, "ifconfig_netmask").is_none() => {
+                out.push(address(true, a, 32, dev));
+                out.push(route(true, peer, 32, None, dev, None));
+            }
+            _ => out.push(address(true, a, mask_of(env, "ifconfig_netmask")?, dev)),
+        }
+    }
+    if let Some(a6) = local6 {
+        out.push(mtu(dev, true, tun_mtu));
+        out.push(address(true, a6, netbits(env)?, dev));
+    }
+    Ok(())
+}
+
+fn netbits(env: &Env) -> Result<u8, String> {
+    get(env, "ifconfig_ipv6_netbits")
+        .ok_or("ifconfig_ipv6_netbits is missing")?
+        .parse::<u8>()
+        .ok()
+        .filter(|b| *b <= 128)
+        .ok_or_else(|| "ifconfig_ipv6_netbits is not 0..=128".into())
+}
+
+fn down_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<(), String> {
+    if let Some(a) = ip(env, "ifconfig_local")? {
+        match ip(env, "ifconfig_remote")? {
+            Some(peer) if get(env, "ifconfig_netmask").is_none() => {
+                out.push(route(false, peer, 32, None, dev, None));
+                out.push(address(false, a, 32, dev));
+            }
+            _ => out.push(address(false, a, mask_of(env, "ifconfig_netmask")?, dev)),
+        }
+    }
+    if let Some(a6) = ip(env, "ifconfig_ipv6_local")? {
+        out.push(address(false, a6, netbits(env)?, dev));
+    }
+    Ok(())
+}
+
+fn redirect(env: &Env) -> bool {
+    get(env, "redirect_gateway").is_some_and(|v| v != "0")
+}
+
+/// Routes in openvpn's order: adds are redirect routes first, then pushed IPv4 routes, then
+/// IPv6 routes; deletes are pushed IPv4 routes, then redirect routes, then IPv6 routes.
+fn routes(env: &Env, add: bool) -> Result<Vec<Request>, String> {
+    let dev = iface(get(env, "dev").unwrap_or_default())?;
+    let none = iface("")?;
+    let metric = |key: String| -> Result<Option<u32>, String> {
+        get(env, &key)
+            .map(|m| m.parse::<u32>().map_err(|_| format!("{key}={m:?}")))
+            .transpose()
+    };
+    let mut redirect_routes = Vec::new();
+    if redirect(env) {
+        if let Some(vpn_gw @ IpAddr::V4(_)) = ip(env, "route_vpn_gateway")? {
+            if let Some(server @ IpAddr::V4(_)) = ip(env, "trusted_ip")? {
+                let net_gw = ip(env, "route_net_gateway")?.filter(|g| !g.is_unspecified());
+                let gw = if add { net_gw } else { None };
+                redirect_routes.push(route(add, server, 32, gw, &none, None));
+            }
+            for half in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(128, 0, 0, 0)] {
+                let gw = add.then_some(vpn_gw);
+                redirect_routes.push(route(add, half.into(), 1, gw, &none, None));
+            }
+        }
+    }
+    let mut v4 = Vec::new();
+    for i in 1.. {
+        let Some(net) = ip(env, &format!("route_network_{i}"))? else {
+            break;
+        };
+        let len = mask_of(env, &format!("route_netmask_{i}"))?;
+        let gw = ip(env, &format!("route_gateway_{i}"))?.filter(|g| !g.is_unspecified());
+        let m = metric(format!("route_metric_{i}"))?;
+        v4.push(route(add, net, len, if add { gw } else { None }, &none, m));
+    }
+    let mut v6 = Vec::new();
+    for i in 1.. {
+        let Some(spec) = get(env, &format!("route_ipv6_network_{i}")) else {
+            break;
+        };
+        let (net, len) = spec
+            .split_once('/')
+            .and_then(|(a, l)| Some((a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?)))
+            .filter(|(a, l)| a.is_ipv6() && *l <= 128)
+            .ok_or_else(|| format!("route_ipv6_network_{i}={spec:?}"))?;
+        let m = metric(format!("route_ipv6_metric_{i}"))?;
+        // On a tun the next hop is meaningless: openvpn routes IPv6 on the device.
+        v6.push(route(add, net, len, None, &dev, m));
+    }
+    // An IPv6 server inside the IPv6 routes (`redirect-gateway ipv6` sends ::/3 and 2000::/4
+    // into the tunnel) needs its own host route via the underlay first, or the tunnel would
+    // carry its own packets.
+    let mut server6 = Vec::new();
+    if let Some(server @ IpAddr::V6(s6)) = ip(env, "trusted_ip")? {
+        let covered = (1..)
+            .map_while(|i| get(env, &format!("route_ipv6_network_{i}")))
+            .filter_map(|spec| {
+                let (a, l) = spec.split_once('/')?;
+                Some((
+                    a.parse::<std::net::Ipv6Addr>().ok()?,
+                    l.parse::<u32>().ok()?,
+                ))
+            })
+            .any(|(net, len)| {
+                let mask = u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0);
+                (u128::from(net) ^ u128::from(s6)) & mask == 0
+            });
+        if covered {
+            let gw = ip(env, "net_gateway_ipv6")?.filter(|g| add && g.is_ipv6());
+            server6.push(route(add, server, 128, gw, &none, None));
+        }
+    }
+    Ok(if add {
+        redirect_routes
+            .into_iter()
+            .chain(v4)
+            .chain(server6)
+            .chain(v6)
+            .collect()
+    } else {
+        v4.into_iter()
+            .chain(redirect_routes)
+            .chain(v6)
+            .chain(server6)
+            .collect()
+    })
+}
+
+/// DNS settings, `--dns` first, else `dhcp-option`s.
+struct Dns {
+    servers4: Vec<IpAddr>,
+    servers6: Vec<IpAddr>,
+    domains: Vec<String>,
+    /// From `--dns`: servers as text, resolve-domains, search domains.
+    nrpt: Option<(Vec<String>, Vec<String>, Vec<String>)>,
+}
+
+fn dns_settings(env: &Env) -> Dns {
+    let mut d = Dns {
+        servers4: Vec::new(),
+        servers6: Vec::new(),
+        domains: Vec::new(),
+        nrpt: None,
+    };
+    let list = |prefix: &str| -> Vec<String> {
+        (1..)
+            .map_while(|m| get(env, &format!("{prefix}{m}")).map(str::to_owned))
+            .collect()
+    };
+    let servers = list("dns_server_1_address_");
+    if !servers.is_empty() {
+        let resolve = list("dns_server_1_resolve_domain_")
+            .into_iter()
+            .map(|r| format!(".{}", r.trim_start_matches('.')))
+            .collect();
+        d.nrpt = Some((servers, resolve, list("dns_search_domain_")));
+        return d;
+    }
+    for i in 1.. {
+        let Some(opt) = get(env, &format!("foreign_option_{i}")) else {
+            break;
+        };
+        let mut words = opt.split_whitespace();
+        if words.next() != Some("dhcp-option") {
+            continue;
+        }
+        match (words.next(), words.next()) {
+            (Some("DNS"), Some(a)) => d
+                .servers4
+                .extend(a.parse::<IpAddr>().ok().filter(IpAddr::is_ipv4)),
+            (Some("DNS6"), Some(a)) => d
+                .servers6
+                .extend(a.parse::<IpAddr>().ok().filter(IpAddr::is_ipv6)),
+            (Some("DOMAIN" | "DOMAIN-SEARCH"), Some(dom))
+                if !d.domains.iter().any(|x| x == dom) =>
+            {
+                d.domains.push(dom.to_owned());
+            }
+            _ => {}
+        }
+    }
+    d
+}
+
+fn fixed<const N: usize>(s: &str) -> Result<FixedStr<N>, String> {
+    FixedStr::new(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn dns_cfg(
+    add: bool,
+    dev: &Interface,
+    v6: bool,
+    servers: &[IpAddr],
+    domains: &str,
+) -> Result<Request, String> {
+    let mut addr = [InetAddr::default(); 4];
+    for (slot, a) in addr.iter_mut().zip(servers) {
+        *slot = InetAddr::from_ip(*a);
+    }
+    let m = DnsCfgMsg {
+        iface: dev.clone(),
+        domains: fixed(domains)?,
+        family: if v6 { AF_INET6 } else { AF_INET },
+        addr_len: servers.len().min(4) as u32,
+        addr,
+    };
+    Ok(if add {
+        Request::AddDnsCfg(m)
+    } else {
+        Request::DelDnsCfg(m)
+    })
+}
+
+fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, String> {
+    let d = dns_settings(env);
+    if let Some((servers, resolve, search)) = d.nrpt {
+        let mut addresses: [FixedStr<48>; NRPT_ADDR_NUM] = Default::default();
+        if add {
+            for (slot, s) in addresses.iter_mut().zip(&servers) {
+                *slot = fixed(s)?;
+            }
+        }
+        let m = NrptCfgMsg {
+            iface: dev.clone(),
+            addresses,
+            resolve_domains: fixed(&if add {
+                resolve.join(",")
+            } else {
+                String::new()
+            })?,
+            search_domains: fixed(&if add { search.join(",") } else { String::new() })?,
+            flags: 0,
+        };
+        return Ok(vec![if add {
+            Request::AddNrptCfg(m)
+        } else {
+            Request::DelNrptCfg(m)
+        }]);
+    }
+    let mut out = Vec::new();
+    for (v6, servers) in [(false, &d.servers4), (true, &d.servers6)] {
+        if !servers.is_empty() {
+            let sent: &[IpAddr] = if add { servers } else { &[] };
+            out.push(dns_cfg(add, dev, v6, sent, "")?);
+        }
+    }
+    if !d.domains.is_empty() {
+        out.push(dns_cfg(add, dev, false, &[], &d.domains.join(","))?);
+    }
+    Ok(out)
+}
+
+fn wants_block(env: &Env, opts: Options) -> bool {
+    let d = dns_settings(env);
+    let has_dns = d.nrpt.is_some() || !d.servers4.is_empty() || !d.servers6.is_empty();
+    // A full tunnel with VPN DNS servers must not leak queries past the tunnel; elsewhere
+    // only when the config asks (design §4).
+    has_dns && (opts.block_outside_dns || redirect(env))
+}
+
+fn block(dev: &Interface, add: bool) -> Request {
+    let m = WfpBlockMsg {
+        flags: WFP_BLOCK_DNS,
+        iface: dev.clone(),
+    };
+    if add {
+        Request::AddWfpBlock(m)
+    } else {
+        Request::DelWfpBlock(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux_iproute::describe;
+
+    fn described(phase: Phase, env: &Env, opts: Options) -> Vec<String> {
+        translate(phase, env, opts)
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(netmask_len("255.255.255.0".parse().unwrap()), Some(24));
+        assert_eq!(netmask_len("255.255.255.255".parse().unwrap()), Some(32));
+        assert_eq!(netmask_len("0.0.0.0".parse().unwrap()), Some(0));
+        assert_eq!(netmask_len("255.0.255.0".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn dhcp_options_become_dns_requests_and_dns_wins_over_them() {
+        let mut e = env(&[
+            ("dev", "tun1"),
+            ("foreign_option_1", "dhcp-option DOMAIN corp.example"),
+            ("foreign_option_2", "dhcp-option DNS 10.8.0.53"),
+            ("foreign_option_3", "dhcp-option DOMAIN-SEARCH corp.example"),
+            ("foreign_option_4", "dhcp-option DNS6 fd00:8::53"),
+        ]);
+        let opts = Options {
+            addresses_and_routes: false,
+            block_outside_dns: false,
+        };
+        let got = described(Phase::Up, &e, opts);
+        assert_eq!(
+            got,
+            [
+                "dns add dev tun1 family 4 servers [10.8.0.53] domains []",
+                "dns add dev tun1 family 6 servers [fd00:8::53] domains []",
+                "dns add dev tun1 family 4 servers [] domains [corp.example]",
+            ]
+        );
+        e.insert("dns_server_1_address_1".into(), "10.8.0.53".into());
+        e.insert("dns_server_1_resolve_domain_1".into(), "lab.example".into());
+        e.insert("dns_search_domain_1".into(), "corp.example".into());
+        let got = described(Phase::Up, &e, opts);
+        assert_eq!(
+            got,
+            ["dns add dev tun1 servers [10.8.0.53] resolve-domains [.lab.example] search-domains [corp.example]"]
+        );
+        let got = described(Phase::Down, &e, opts);
+        assert_eq!(
+            got,
+            ["dns del dev tun1 servers [] resolve-domains [] search-domains []"]
+        );
+    }
+
+    #[test]
+    fn block_only_for_full_tunnel_dns_or_when_asked() {
+        let mut e = env(&[
+            ("dev", "tun1"),
+            ("foreign_option_1", "dhcp-option DNS 10.8.0.53"),
+        ]);
+        let opts = Options::default();
+        assert!(translate(Phase::RouteUp, &e, opts).unwrap().is_empty());
+        let asked = Options {
+            block_outside_dns: true,
+            ..opts
+        };
+        assert_eq!(
+            describe(&translate(Phase::RouteUp, &e, asked).unwrap()[0]),
+            "block add dev tun1 flags 2"
+        );
+        e.insert("redirect_gateway".into(), "1".into());
+        e.insert("route_vpn_gateway".into(), "10.8.0.1".into());
+        let got = translate(Phase::RouteUp, &e, opts).unwrap();
+        assert_eq!(describe(got.last().unwrap()), "block add dev tun1 flags 2");
+        assert_eq!(
+            describe(&translate(Phase::RoutePreDown, &e, opts).unwrap()[0]),
+            "block del dev tun1 flags 2"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_server_inside_the_ipv6_redirect_keeps_a_host_route() {
+        let mut e = env(&[
+            ("dev", "tun1"),
+            ("trusted_ip", "2001:db8::1"),
+            ("net_gateway_ipv6", "fe80::1"),
+            ("route_ipv6_network_1", "2000::/4"),
+        ]);
+        let got = described(Phase::RouteUp, &e, Options::default());
+        assert_eq!(
+            got,
+            [
+                "-6 route add 2001:db8::1/128 via fe80::1",
+                "-6 route add 2000::/4 dev tun1"
+            ]
+        );
+        let got = described(Phase::RoutePreDown, &e, Options::default());
+        assert_eq!(
+            got,
+            [
+                "-6 route del 2000::/4 dev tun1",
+                "-6 route del 2001:db8::1/128"
+            ]
+        );
+        // A server outside the IPv6 routes needs none.
+        e.insert("route_ipv6_network_1".into(), "fd00:9::/64".into());
+        assert_eq!(
+            translate(Phase::RouteUp, &e, Options::default())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_values_are_errors() {
+        assert!(translate(Phase::Up, &env(&[]), Options::default()).is_err());
+        let e = env(&[
+            ("dev", "tun1"),
+            ("ifconfig_local", "10.8.0.2"),
+            ("ifconfig_netmask", "255.0.255.0"),
+        ]);
+        assert!(translate(Phase::Up, &e, Options::default()).is_err());
+        let e = env(&[
+            ("dev", "tun1"),
+            ("route_network_1", "10.9.0.0"),
+            ("route_netmask_1", "x"),
+        ]);
+        assert!(translate(Phase::RouteUp, &e, Options::default()).is_err());
+    }
+}

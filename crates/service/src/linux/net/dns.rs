@@ -1,0 +1,230 @@
+//! DNS backends (design §4): systemd-resolved over D-Bus, `resolvconf`, or `resolv.conf`
+//! itself. The choice is made once at start ([`detect`]); how to take a session's settings
+//! back is written in its journal ([`DnsUndo`]), so a later run can undo them whatever it
+//! detects itself.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use openvpnserv_core::linux_dns::{self, Backend, DnsState, Found};
+use openvpnserv_core::linux_journal::DnsUndo;
+use openvpnserv_core::linux_policy::Tun;
+use openvpnserv_settings::DnsBackend;
+use tokio::io::AsyncWriteExt;
+
+const RESOLVE1: &str = "org.freedesktop.resolve1";
+
+/// Where the DNS backends act.
+#[derive(Debug, Clone)]
+pub(crate) struct DnsConfig {
+    /// The chosen backend.
+    pub(crate) backend: Backend,
+    /// The file the direct backend rewrites.
+    pub(crate) resolv_conf: PathBuf,
+    /// Where the direct backend keeps its backups.
+    pub(crate) run_dir: PathBuf,
+}
+
+fn bus_error(e: &zbus::Error) -> io::Error {
+    io::Error::other(format!("systemd-resolved over D-Bus: {e}"))
+}
+
+async fn system_bus() -> io::Result<zbus::Connection> {
+    tokio::time::timeout(Duration::from_secs(2), zbus::Connection::system())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the system bus did not answer"))?
+        .map_err(|e| bus_error(&e))
+}
+
+async fn resolved_present() -> bool {
+    let Ok(conn) = system_bus().await else {
+        return false;
+    };
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+        return false;
+    };
+    let Ok(name) = zbus::names::BusName::try_from(RESOLVE1) else {
+        return false;
+    };
+    dbus.name_has_owner(name).await.unwrap_or(false)
+}
+
+/// A proxy for systemd-resolved's manager (and the connection it lives on).
+async fn resolve1() -> io::Result<(
+    zbus::Connection,
+    zbus_systemd::resolve1::ManagerProxy<'static>,
+)> {
+    let conn = system_bus().await?;
+    let m = zbus_systemd::resolve1::ManagerProxy::new(&conn)
+        .await
+        .map_err(|e| bus_error(&e))?;
+    Ok((conn, m))
+}
+
+/// The `resolvconf` program on `PATH` (or in the sbin directories), if any.
+pub(crate) fn resolvconf_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join("resolvconf"))
+        .find(|p| p.is_file())
+}
+
+/// Chooses the backend: the configured one, or the first available (design §4).
+pub(crate) async fn detect(setting: DnsBackend) -> Backend {
+    let configured = match setting {
+        DnsBackend::Auto => None,
+        DnsBackend::Resolved => Some(Backend::Resolved),
+        DnsBackend::Resolvconf => Some(Backend::Resolvconf),
+        DnsBackend::Direct => Some(Backend::Direct),
+        DnsBackend::None => Some(Backend::None),
+    };
+    let found = if configured.is_some() {
+        Found::default()
+    } else {
+        Found {
+            resolved: resolved_present().await,
+            resolvconf: resolvconf_program().is_some(),
+        }
+    };
+    linux_dns::choose(configured, found)
+}
+
+impl DnsConfig {
+    /// How this backend's settings on `tun` for session `id` are taken back.
+    pub(crate) fn undo_for(&self, tun: &Tun, id: u64) -> Option<DnsUndo> {
+        match self.backend {
+            Backend::Resolved => Some(DnsUndo::Resolved {
+                ifindex: tun.ifindex,
+            }),
+            Backend::Resolvconf => Some(DnsUndo::Resolvconf {
+                name: tun.name.clone(),
+            }),
+            Backend::Direct => Some(DnsUndo::Direct {
+                path: self.resolv_conf.display().to_string(),
+                backup: self
+                    .run_dir
+                    .join(format!("resolv.conf.{id}"))
+                    .display()
+                    .to_string(),
+            }),
+            Backend::None => None,
+        }
+    }
+}
+
+/// Applies a session's whole DNS state.
+pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Result<()> {
+    match undo {
+        DnsUndo::Resolved { ifindex } => {
+            let (_conn, m) = resolve1().await?;
+            let link = *ifindex as i32;
+            let servers = state
+                .servers()
+                .map(|a| match a {
+                    IpAddr::V4(v4) => (i32::from(nix::libc::AF_INET as u16), v4.octets().to_vec()),
+                    IpAddr::V6(v6) => (nix::libc::AF_INET6, v6.octets().to_vec()),
+                })
+                .collect();
+            m.set_link_dns(link, servers)
+                .await
+                .map_err(|e| bus_error(&e))?;
+            m.set_link_domains(link, state.resolved_domains())
+                .await
+                .map_err(|e| bus_error(&e))?;
+            m.set_link_default_route(link, state.default_route())
+                .await
+                .map_err(|e| bus_error(&e))
+        }
+        DnsUndo::Resolvconf { name } => {
+            let text = state.resolv_conf(&format!("openvpnserv: {}", tun.name));
+            resolvconf(&["-a", name], Some(&text)).await
+        }
+        DnsUndo::Direct { path, backup } => {
+            let (path, backup) = (Path::new(path), Path::new(backup));
+            if !backup.exists() {
+                let old = std::fs::read(path)?;
+                let tmp = backup.with_extension("tmp");
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&old)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, backup)?;
+            }
+            let text = state.resolv_conf(&format!(
+                "written by openvpnserv for {}; restored when it disconnects",
+                tun.name
+            ));
+            // In place, not by rename: resolv.conf may be a bind mount or a symlink target.
+            std::fs::write(path, text)
+        }
+    }
+}
+
+/// Takes a session's DNS settings back. Tolerates settings that are already gone.
+pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
+    match undo {
+        DnsUndo::Resolved { ifindex } => {
+            let (_conn, m) = resolve1().await?;
+            match m.revert_link(*ifindex as i32).await {
+                Ok(()) => Ok(()),
+                // The link is gone already (its tun was deleted): nothing to revert.
+                Err(zbus::Error::MethodError(name, _, _))
+                    if name.as_str().ends_with("NoSuchLink") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(bus_error(&e)),
+            }
+        }
+        DnsUndo::Resolvconf { name } => resolvconf(&["-d", name], None).await,
+        DnsUndo::Direct { path, backup } => match std::fs::read(backup) {
+            Ok(old) => {
+                std::fs::write(path, old)?;
+                std::fs::remove_file(backup)
+            }
+            // No backup: resolv.conf was never rewritten.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+async fn resolvconf(args: &[&str], input: Option<&str>) -> io::Result<()> {
+    let program = resolvconf_program().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "resolvconf is not installed; set dns_backend to another backend",
+        )
+    })?;
+    let mut child = tokio::process::Command::new(&program)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).await?;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "resolvconf took over 10 s"))??;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} {} failed ({}): {}",
+            program.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}

@@ -1,0 +1,344 @@
+//! The real network layer of the Linux service (design §2–§5): [`LinuxNetwork`] implements
+//! [`Network`] with a per-session tun, rtnetlink, D-Bus/resolvconf/resolv.conf DNS, nftables,
+//! and a crash-safe undo journal under the instance's run directory.
+//!
+//! How openvpn is made to work unprivileged (the appended options, [`LinuxNetwork::prepare`]):
+//! `--dev <our tun> --dev-type tun [--dev-node <private node>] --disable-dco`, and either
+//! * environment mode (stock builds): `--ifconfig-noexec`, our hook as `--up`, `--route-up`,
+//!   `--route-pre-down` and `--down` with `--script-security 2`; the hook turns the script
+//!   environment into channel requests ([`openvpnserv_core::linux_hook`]); or
+//! * `--iproute` mode (builds with `enable_iproute2=yes`, detected from `openvpn --version`):
+//!   `--iproute <hook>` as well, so openvpn's exact `ip` commands arrive as requests
+//!   ([`openvpnserv_core::linux_iproute`]) and the script hooks only do DNS.
+//!
+//! The hook learns the channel fd from `OPENVPNSERV_CHANNEL_FD` and the mode from
+//! `OPENVPNSERV_MODE` (both `--setenv`), and runs the config's own scripts afterwards.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openvpnserv_core::linux_dns::{Backend, DnsState};
+use openvpnserv_core::linux_journal::{Change, Journal, Record};
+use openvpnserv_core::linux_policy::Tun;
+use openvpnserv_settings::{DnsBackend, Instance, Settings};
+use tracing::{info, warn};
+
+use crate::linux::network::{Network, NetworkError, SessionInfo, CHANNEL_FD, CHANNEL_FD_ENV};
+
+mod dns;
+mod firewall;
+pub mod hook;
+mod journal_file;
+mod os;
+mod rtnl;
+mod session;
+mod sys;
+mod tun;
+
+pub use os::{NetOs, System};
+pub use rtnl::Rtnl;
+pub use session::{code_of, LinuxSession};
+pub use sys::inherited_fd;
+
+/// Environment variable (set with `--setenv`) telling the hook which mode openvpn runs in.
+pub const MODE_ENV: &str = "OPENVPNSERV_MODE";
+/// File name of the hook next to the service executable.
+pub const HOOK_NAME: &str = "openvpnserv-hook";
+
+/// What the network layer needs to know.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Instance id (part of every name we create).
+    pub instance: String,
+    /// Where journals, backups and device nodes live: `/run/openvpn<id>/`.
+    pub run_dir: PathBuf,
+    /// The hook openvpn runs.
+    pub hook_path: PathBuf,
+    /// The openvpn executable (to detect `--iproute` support).
+    pub openvpn: PathBuf,
+    /// DNS backend setting.
+    pub dns_backend: DnsBackend,
+    /// The file the direct DNS backend manages.
+    pub resolv_conf: PathBuf,
+}
+
+impl NetConfig {
+    /// The configuration for an instance with these settings. The hook is `hook_path`, or
+    /// `openvpnserv-hook` next to the running service executable.
+    pub fn new(settings: &Settings, instance: &Instance) -> Self {
+        let hook_path = if settings.hook_path.is_empty() {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join(HOOK_NAME)))
+                .unwrap_or_else(|| PathBuf::from("/usr/sbin").join(HOOK_NAME))
+        } else {
+            PathBuf::from(&settings.hook_path)
+        };
+        Self {
+            instance: instance.id().to_owned(),
+            run_dir: PathBuf::from(instance.run_dir()),
+            hook_path,
+            openvpn: PathBuf::from(&settings.exe_path),
+            dns_backend: settings.dns_backend,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+        }
+    }
+}
+
+/// State shared by the network layer and its sessions.
+#[derive(Debug)]
+pub(crate) struct Shared<O: NetOs = System> {
+    os: O,
+    dns: dns::DnsConfig,
+    /// nftables table names: this plus the session number.
+    table_prefix: String,
+    /// Tun names: this plus the session number.
+    tun_prefix: String,
+    config: NetConfig,
+    iproute: bool,
+}
+
+/// The network layer (over the real [`System`] unless a test gives it another [`NetOs`]).
+#[derive(Debug)]
+pub struct LinuxNetwork<O: NetOs = System> {
+    shared: Arc<Shared<O>>,
+}
+
+/// A short, stable tag for an instance id, so that two instances never pick the same names.
+fn instance_tag(id: &str) -> String {
+    // FNV-1a, 16 bits are plenty to tell a handful of instances apart in a name.
+    let h = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{:04x}", (h ^ (h >> 16)) & 0xffff)
+}
+
+/// A session's tun name: the instance's prefix and the session number in hex (at most 15
+/// bytes, the kernel's limit).
+fn tun_name(prefix: &str, id: u64) -> String {
+    format!("{prefix}{:x}", id & 0xffff_ffff)
+}
+
+/// Whether this openvpn build takes `--iproute` (`enable_iproute2=yes` in its version text).
+pub async fn openvpn_has_iproute(openvpn: &Path) -> bool {
+    match tokio::process::Command::new(openvpn)
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).contains("enable_iproute2=yes"),
+        Err(_) => false,
+    }
+}
+
+impl LinuxNetwork {
+    /// Opens the netlink connection (on the current tokio runtime, in the caller's network
+    /// namespace), chooses the DNS backend and detects `--iproute` support.
+    pub async fn new(config: NetConfig) -> io::Result<Self> {
+        let backend = dns::detect(config.dns_backend).await;
+        let iproute = openvpn_has_iproute(&config.openvpn).await;
+        info!(
+            dns = ?backend,
+            iproute,
+            hook = %config.hook_path.display(),
+            "network layer started"
+        );
+        Ok(LinuxNetwork::with_os(
+            System::connect()?,
+            config,
+            backend,
+            iproute,
+        ))
+    }
+}
+
+impl<O: NetOs> LinuxNetwork<O> {
+    /// A network layer over `os`, with the DNS backend and mode already decided.
+    pub fn with_os(os: O, config: NetConfig, backend: Backend, iproute: bool) -> Self {
+        let tag = instance_tag(&config.instance);
+        Self {
+            shared: Arc::new(Shared {
+                os,
+                dns: dns::DnsConfig {
+                    backend,
+                    resolv_conf: config.resolv_conf.clone(),
+                    run_dir: config.run_dir.clone(),
+                },
+                table_prefix: format!("openvpnserv_{tag}_"),
+                tun_prefix: format!("ovs{tag}"),
+                iproute,
+                config,
+            }),
+        }
+    }
+
+    /// The DNS backend in use.
+    pub fn dns_backend(&self) -> Backend {
+        self.shared.dns.backend
+    }
+
+    fn ensure_run_dir(&self) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.shared.config.run_dir)
+    }
+
+    /// The arguments appended to openvpn's.
+    fn openvpn_args(&self, tun: &str, node: Option<&Path>) -> Vec<String> {
+        let hook = self.shared.config.hook_path.display().to_string();
+        let mut a: Vec<String> = vec![
+            "--dev".into(),
+            tun.into(),
+            "--dev-type".into(),
+            "tun".into(),
+        ];
+        if let Some(n) = node {
+            a.extend(["--dev-node".into(), n.display().to_string()]);
+        }
+        a.extend([
+            "--disable-dco".into(),
+            "--script-security".into(),
+            "2".into(),
+        ]);
+        if self.shared.iproute {
+            a.extend(["--iproute".into(), hook.clone()]);
+        } else {
+            a.push("--ifconfig-noexec".into());
+        }
+        for phase in ["up", "route-up", "route-pre-down", "down"] {
+            a.extend([format!("--{phase}"), format!("{hook} {phase}")]);
+        }
+        let mode = if self.shared.iproute {
+            "iproute"
+        } else {
+            "env"
+        };
+        a.extend([
+            "--setenv".into(),
+            CHANNEL_FD_ENV.into(),
+            CHANNEL_FD.to_string(),
+            "--setenv".into(),
+            MODE_ENV.into(),
+            mode.into(),
+        ]);
+        a
+    }
+
+    async fn prepare_session(&self, s: &mut LinuxSession<O>) -> io::Result<Vec<String>> {
+        let name = s.tun.name.clone();
+        let seq = s.begin(Change::Tun { name: name.clone() })?;
+        let made = self.shared.os.create_tun(&name, s.user.uid, s.user.gid);
+        s.end(seq, made.is_ok())?;
+        made?;
+        s.tun.ifindex = self
+            .shared
+            .os
+            .link_index(&name)
+            .await?
+            .ok_or_else(|| io::Error::other(format!("tun {name} vanished after creation")))?;
+        let node = if self.shared.os.clone_device_open_to_users() {
+            None
+        } else {
+            let path = self.shared.config.run_dir.join(format!("tun-{}", s.id));
+            let seq = s.begin(Change::DeviceNode {
+                path: path.display().to_string(),
+            })?;
+            let made = self.shared.os.create_node(&path, s.user.uid, s.user.gid);
+            s.end(seq, made.is_ok())?;
+            made?;
+            Some(path)
+        };
+        Ok(self.openvpn_args(&name, node.as_deref()))
+    }
+}
+
+impl<O: NetOs> Network for LinuxNetwork<O> {
+    type Session = LinuxSession<O>;
+
+    async fn recover(&self) {
+        let dir = &self.shared.config.run_dir;
+        let left = match journal_file::leftovers(dir) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("cannot read journals in {}: {e}", dir.display());
+                return;
+            }
+        };
+        for l in left {
+            let who = l.records.iter().find_map(|r| match r {
+                Record::Session { id, uid, user } => {
+                    Some(format!("session {id} of {user} (uid {uid})"))
+                }
+                _ => None,
+            });
+            let who = who.unwrap_or_else(|| "an unknown session".into());
+            let journal = Journal::from_records(&l.records);
+            info!(
+                journal = %l.path.display(),
+                changes = journal.len(),
+                unreadable = l.unreadable,
+                "undoing what {who} left behind"
+            );
+            for (_, change) in journal.undo_plan() {
+                if let Err(e) = session::undo(&self.shared, &change).await {
+                    warn!("{who}: could not undo {change:?}: {e}");
+                }
+            }
+            if let Err(e) = std::fs::remove_file(&l.path) {
+                warn!("removing {}: {e}", l.path.display());
+            }
+        }
+    }
+
+    async fn prepare(
+        &self,
+        info: &SessionInfo,
+    ) -> Result<(LinuxSession<O>, Vec<String>), NetworkError> {
+        let fail = |function: &str, e: &io::Error| NetworkError {
+            code: code_of(e),
+            function: function.to_owned(),
+            message: format!(
+                "{e}. The service could not set up the VPN network for this session; see its log."
+            ),
+        };
+        self.ensure_run_dir()
+            .map_err(|e| fail("create run directory", &e))?;
+        let record = Record::Session {
+            id: info.id,
+            uid: info.user.uid,
+            user: info.user.name.clone(),
+        };
+        let file = journal_file::JournalFile::create(&self.shared.config.run_dir, info.id, record)
+            .map_err(|e| fail("create undo journal", &e))?;
+        let mut s = LinuxSession {
+            id: info.id,
+            user: info.user.clone(),
+            tun: Tun {
+                name: tun_name(&self.shared.tun_prefix, info.id),
+                ifindex: 0,
+            },
+            journal: Journal::new(),
+            file: Some(file),
+            dns: DnsState::default(),
+            shared: Arc::clone(&self.shared),
+            openvpn_pid: None,
+        };
+        match self.prepare_session(&mut s).await {
+            Ok(args) => {
+                info!(session = info.id, user = %info.user.name, tun = %s.tun.name, "network prepared");
+                Ok((s, args))
+            }
+            Err(e) => {
+                warn!(session = info.id, user = %info.user.name, "preparing the network: {e}");
+                s.undo_all().await;
+                Err(fail("create tun device", &e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
