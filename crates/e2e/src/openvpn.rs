@@ -20,6 +20,8 @@ pub struct Pushes {
     pub dns_option: bool,
     /// `topology net30` instead of `subnet`.
     pub net30: bool,
+    /// More server config lines (e.g. `auth-user-pass-verify`).
+    pub extra: String,
 }
 
 /// A certificate and key pair.
@@ -119,6 +121,7 @@ impl Server {
         } else if pushes.def1 {
             conf += "push \"redirect-gateway def1\"\n";
         }
+        conf += &pushes.extra;
         let path = dir.write("server.conf", &conf, 0o600);
         let log = dir.join("server.log");
         let child = ns
