@@ -362,7 +362,7 @@ fn startup_error(s: &Setup, bytes: &[u8]) -> Reply {
 /// Malformed startup data of spec §2.2 and §9: each gets `ERROR_STARTUP_DATA` with the label
 /// `GetStartupData`, delivered (not lost), and the service keeps serving.
 #[test]
-fn malformed_startup_data_is_refused_and_the_service_survives() {
+fn cve_2018_9336_malformed_startup_data_is_refused_and_the_service_survives() {
     let s = setup("malformed", MembershipSource::NoGroups, Revision::V27, &[]);
     let one_string: Vec<u8> = StartupMessage::new("d", "", "").encode()[..4].to_vec();
     let two_strings: Vec<u8> = StartupMessage::new("d", "o", "").encode()[..8].to_vec();
@@ -453,10 +453,54 @@ fn refused(s: &Setup, options: &str) -> String {
     }
 }
 
-/// The policy cases of spec §3 and §9 for an ordinary user (Wine runs everything as an
-/// administrator, so this service instance is told nobody is in any group).
 #[test]
-fn ordinary_user_policy_refusals() {
+fn bug_2017_one_byte_startup_data() {
+    let s = setup("onebyte", MembershipSource::NoGroups, Revision::V27, &[]);
+    assert_eq!(
+        startup_error(&s, &[0x41]),
+        Reply::error(ERROR_STARTUP_DATA, "GetStartupData", "")
+    );
+    s.scenario(&Scenario {
+        send_messages: false,
+        ..Scenario::default()
+    });
+    let _c = s.start_ok("--config a.ovpn");
+}
+
+#[test]
+fn startup_size_bound_8194_bytes() {
+    let s = setup("sizebound", MembershipSource::NoGroups, Revision::V27, &[]);
+    assert_eq!(
+        startup_error(&s, &vec![0x41; 8194]),
+        Reply::error(ERROR_STARTUP_DATA, "GetStartupData", "")
+    );
+}
+
+#[test]
+fn cve_2024_27903_plugin_is_refused() {
+    let s = setup("plugin", MembershipSource::NoGroups, Revision::V27, &[]);
+    assert!(refused(&s, "--config a.ovpn --plugin x.dll")
+        .starts_with("You have specified an option (--plugin)"));
+}
+
+#[test]
+fn cve_2026_63649_setenv_opt_is_refused() {
+    let s = setup("setenvopt", MembershipSource::NoGroups, Revision::V27, &[]);
+    assert!(refused(&s, "--config a.ovpn --setenv opt plugin x.dll")
+        .starts_with("You have specified an option (--setenv)"));
+}
+
+#[test]
+fn srlabs_config_stdin_is_refused() {
+    let s = setup("stdin", MembershipSource::NoGroups, Revision::V27, &[]);
+    assert!(refused(&s, "--config stdin").contains("config file location (stdin relative to"));
+}
+
+/// The config-path cases of spec §3 and §9 for an ordinary user (Wine runs everything as an
+/// administrator, so this service instance is told nobody is in any group): `..`, a sibling
+/// prefix, absolute outside, and mixed case inside.
+#[test]
+fn config_path_hardening_dotdot_sibling_and_mixed_case() {
     let s = setup("policy", MembershipSource::NoGroups, Revision::V27, &[]);
     let group = "\"OpenVPN Administrators\" group";
     let text = refused(&s, r"--config ..\evil.ovpn");
@@ -467,18 +511,15 @@ fn ordinary_user_policy_refusals() {
             s.work.text()
         )
     );
-    assert!(refused(&s, "--config stdin").contains("config file location (stdin relative to"));
-    assert!(
-        refused(&s, "--config a.ovpn --plugin x.dll")
-            .starts_with("You have specified an option (--plugin)"),
-        "CVE-2024-27903"
-    );
-    assert!(
-        refused(&s, "--config a.ovpn --setenv opt plugin x.dll")
-            .starts_with("You have specified an option (--setenv)"),
-        "CVE-2026-63649"
-    );
     assert!(refused(&s, r"--config C:\Windows\x.ovpn").contains("config file location"));
+    let sibling = format!(
+        r"--config {}-evil\x.ovpn",
+        s.work.config_dir().trim_end_matches('\\')
+    );
+    assert!(
+        refused(&s, &sibling).contains("config file location"),
+        "{sibling}"
+    );
     // Inside the config directory, relative or absolute, any case: allowed.
     s.scenario(&Scenario {
         send_messages: false,
