@@ -7,16 +7,20 @@
 #   rustup        the x86_64-pc-windows-gnu target
 #   cargo         cargo-fuzz
 #   Wine          a prefix under target/wine-prefix with our ProcessPrng stub DLL
+#
+#   scripts/setup.sh         everything
+#   scripts/setup.sh linux   only what the Linux service and its demo need
 set -euo pipefail
+PART="${1:-all}"
 source "$(dirname "${BASH_SOURCE[0]}")/wine-env.sh"
 cd "$ROOT"
 
 say() { printf '\n== setup: %s\n' "$*"; }
 
-APT_PACKAGES=(
-    openvpn nftables iproute2 openssl dbus procps psmisc util-linux passwd iputils-ping
-    gcc-mingw-w64-x86-64 wine wine64 python3
-)
+APT_PACKAGES=(openvpn nftables iproute2 openssl dbus procps psmisc util-linux passwd iputils-ping python3)
+if [ "$PART" = all ]; then
+    APT_PACKAGES+=(gcc-mingw-w64-x86-64 wine wine64)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -33,10 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if [ "$PART" = linux ]; then
+    say "ready (Linux part)"
+    exit 0
+fi
+
 if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
     say "adding the Rust target x86_64-pc-windows-gnu"
     if ! rustup target add x86_64-pc-windows-gnu; then
-        echo "setup: 'rustup target add x86_64-pc-windows-gnu' failed; the Windows build and its tests need it (see docs/TESTING.md for the rustc-web fallback)" >&2
+        echo "setup: 'rustup target add x86_64-pc-windows-gnu' failed; the Windows build and its tests need it (../shared/guides/windows-on-linux.md describes a rustc-web fallback)" >&2
         exit 1
     fi
 fi

@@ -70,6 +70,22 @@ impl TerminalSink {
     }
 }
 
+/// On Linux the service applies routes for openvpn (through its hook); openvpn, running as
+/// the user, still tries to add them itself, fails with EPERM by design (that attempt is what
+/// tells the hook about `redirect-gateway`), and so reports `CONNECTED` with `ROUTE_ERROR`.
+const ROUTES_APPLIED_BY_SERVICE: bool = cfg!(target_os = "linux");
+
+/// openvpn's messages about those expected failures, and its standard note on
+/// `--script-security` (the service runs its hook as a script): shown only with `-v`. A real
+/// refusal by the service still shows, as the hook's failure ("Failed running command").
+fn expected_noise(message: &str) -> bool {
+    ROUTES_APPLIED_BY_SERVICE
+        && (message.starts_with("sitnl_send: rtnl: generic error")
+            || message.starts_with("ERROR: Linux route add command failed")
+            || message.starts_with("ERROR: Linux route delete command failed")
+            || message.starts_with("NOTE: the current --script-security setting may allow"))
+}
+
 impl crate::connect::Sink for TerminalSink {
     #[allow(clippy::too_many_lines)] // one arm per event kind
     fn event(&mut self, elapsed: Duration, event: &Event) {
@@ -107,7 +123,10 @@ impl crate::connect::Sink for TerminalSink {
             } => {
                 let name = StateName::parse(state);
                 let mut text = format!("{state:<12} {}", name.describe());
-                if !description.is_empty() && description != "SUCCESS" {
+                if !description.is_empty()
+                    && description != "SUCCESS"
+                    && !(description == "ROUTE_ERROR" && ROUTES_APPLIED_BY_SERVICE && !self.verbose)
+                {
                     let _ = write!(text, " ({description})");
                 }
                 let addresses: Vec<&str> = [local_ipv4, local_ipv6]
@@ -132,7 +151,7 @@ impl crate::connect::Sink for TerminalSink {
             }
             Event::Log { level, message } => {
                 let shown = self.verbose && *level != "debug"
-                    || matches!(*level, "fatal" | "error" | "warning");
+                    || matches!(*level, "fatal" | "error" | "warning") && !expected_noise(message);
                 if shown {
                     self.stamp(&format!("openvpn {level}: {message}"));
                 }
@@ -191,6 +210,31 @@ impl crate::connect::Sink for TerminalSink {
             }
         } else {
             self.show_spinner();
+        }
+    }
+}
+
+#[cfg(test)]
+mod noise_tests {
+    use super::expected_noise;
+
+    #[test]
+    fn only_openvpns_own_route_attempts_are_quiet() {
+        let quiet = [
+            "sitnl_send: rtnl: generic error (-1): Operation not permitted",
+            "ERROR: Linux route add command failed",
+            "NOTE: the current --script-security setting may allow this configuration to call user-defined scripts",
+        ];
+        let loud = [
+            "WARNING: Failed running command (--route-up): external program exited with error status: 1",
+            "Options error: --dev is missing",
+            "ERROR: Cannot open TUN/TAP dev /dev/net/tun: Permission denied",
+        ];
+        for m in quiet {
+            assert_eq!(expected_noise(m), cfg!(target_os = "linux"), "{m}");
+        }
+        for m in loud {
+            assert!(!expected_noise(m), "{m}");
         }
     }
 }
