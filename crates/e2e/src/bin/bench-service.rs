@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{
     connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
 };
+use openvpnserv_e2e::netns::Netns;
 use openvpnserv_e2e::service::{binary, unique_instance, Service, TestDir};
 use openvpnserv_proto::{Reply, StartupMessage};
 
@@ -150,18 +151,31 @@ fn main() {
     dir.write("config/quick.ovpn", "exit 0\n", 0o644);
     dir.write("config/hold.ovpn", "wait\n", 0o644);
     let settings = format!(
-        "exe_path = \"{}\"\nconfig_dir = \"{}\"\nmax_sessions = {}\nmax_sessions_per_user = {}\n",
+        "exe_path = \"{}\"\nconfig_dir = \"{}\"\nmax_sessions = {}\nmax_sessions_per_user = {}\ndns_backend = \"none\"\n",
         fake.display(),
         config_dir.display(),
         held + 100,
         held + 100
     );
     // Logging at the default level (info), as in production.
-    let mut service = Service::start_with(&dir, &settings, &unique_instance(), |mut cmd| {
-        cmd.env("RUST_LOG", "info");
-        // The fake openvpn needs no tun: measure the service, not tun creation.
-        cmd.env("OPENVPNSERV_NO_NETWORK", "1");
-        cmd
+    // The service as in production, with its network layer (a tun and a device node per
+    // session), inside a namespace of its own so that no tun appears on the host.
+    let ns = Netns::create("bench");
+    let instance = unique_instance();
+    let mut service = Service::start_with(&dir, &settings, &instance, |cmd| {
+        let mut wrapped = ns.command(cmd.get_program());
+        wrapped.args(cmd.get_args());
+        let log = dir.join(&format!("service-{instance}.log"));
+        let file = std::fs::File::options()
+            .append(true)
+            .open(log)
+            .expect("service log");
+        wrapped
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file);
+        wrapped
     });
     let socket_path = service.socket.display().to_string();
     let pid = service.pid();
@@ -195,7 +209,7 @@ fn main() {
     let (om, o95) = (median(&mut overhead), percentile(&mut overhead, 0.95));
     println!("### Service ({runs} starts, {held} sessions held)\n");
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!("Machine: {cores} cores, {}; release build.\n", cpu_model());
+    println!("Machine: {cores} cores, {}; release build; the service with its network layer (a tun and a device node per session) in a namespace of its own.\n", cpu_model());
     println!("| measure | value | target |");
     println!("|---|---|---|");
     println!("| connect → PID reply, median (p95) | {sm:.3} ms ({s95:.3} ms) | |");

@@ -64,13 +64,17 @@ pub trait NetOs: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct System {
     rtnl: Rtnl,
+    /// A second connection for link deletions, which take an RCU grace period each in the
+    /// kernel: new sessions' requests do not queue behind old sessions' clean-up.
+    rtnl_delete: Rtnl,
 }
 
 impl System {
-    /// Opens the netlink connection (on the current runtime, in the caller's namespace).
+    /// Opens the netlink connections (each on a thread of its own, in the caller's namespace).
     pub fn connect() -> io::Result<Self> {
         Ok(Self {
             rtnl: Rtnl::connect()?,
+            rtnl_delete: Rtnl::connect()?,
         })
     }
 }
@@ -93,11 +97,17 @@ impl NetOs for System {
     }
 
     async fn link_index(&self, name: &str) -> io::Result<Option<u32>> {
-        self.rtnl.link_index(name).await
+        // One ioctl in this thread's namespace; no round trip through a netlink queue that
+        // may be busy with slow requests.
+        match nix::net::if_::if_nametoindex(name) {
+            Ok(index) => Ok(Some(index)),
+            Err(nix::errno::Errno::ENODEV) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn delete_link(&self, index: u32) -> io::Result<()> {
-        self.rtnl.delete_link(index).await
+        self.rtnl_delete.delete_link(index).await
     }
 
     async fn set_link(&self, index: u32, mtu: u32) -> io::Result<()> {

@@ -38,10 +38,44 @@ pub struct Rtnl {
 }
 
 impl Rtnl {
-    /// Opens a connection.
+    /// Opens a connection, served by a thread of its own.
+    ///
+    /// The kernel handles a netlink request inside the `sendmsg` that carries it, and some
+    /// requests take long there: deleting a link waits for an RCU grace period (about 20 ms
+    /// here). On the service's single runtime thread that would stall every other session
+    /// (a new client would wait for the previous session's tun to go); on its own thread it
+    /// delays only other netlink requests.
     pub fn connect() -> io::Result<Self> {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(conn);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("rtnetlink".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match rtnetlink::new_connection() {
+                        Ok((conn, handle, _)) => {
+                            let _ = tx.send(Ok(handle));
+                            // Runs until every handle is dropped.
+                            conn.await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| io::Error::other("the rtnetlink thread ended before it connected"))??;
         Ok(Self { handle })
     }
 
