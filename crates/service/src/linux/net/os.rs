@@ -64,17 +64,25 @@ pub trait NetOs: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct System {
     rtnl: Rtnl,
-    /// A second connection for link deletions, which take an RCU grace period each in the
-    /// kernel: new sessions' requests do not queue behind old sessions' clean-up.
-    rtnl_delete: Rtnl,
+    /// More connections for link deletions, which take an RCU grace period each in the
+    /// kernel: new sessions' requests do not queue behind old sessions' clean-up, and the
+    /// grace periods of several deletions overlap (a service stop with many sessions).
+    rtnl_delete: Vec<Rtnl>,
+    next_delete: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Connections used for link deletions.
+const DELETE_CONNECTIONS: usize = 4;
 
 impl System {
     /// Opens the netlink connections (each on a thread of its own, in the caller's namespace).
     pub fn connect() -> io::Result<Self> {
         Ok(Self {
             rtnl: Rtnl::connect()?,
-            rtnl_delete: Rtnl::connect()?,
+            rtnl_delete: (0..DELETE_CONNECTIONS)
+                .map(|_| Rtnl::connect())
+                .collect::<io::Result<_>>()?,
+            next_delete: std::sync::Arc::default(),
         })
     }
 }
@@ -107,7 +115,12 @@ impl NetOs for System {
     }
 
     async fn delete_link(&self, index: u32) -> io::Result<()> {
-        self.rtnl_delete.delete_link(index).await
+        let n = self
+            .next_delete
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.rtnl_delete[n % self.rtnl_delete.len()]
+            .delete_link(index)
+            .await
     }
 
     async fn set_link(&self, index: u32, mtu: u32) -> io::Result<()> {
