@@ -9,5 +9,7 @@
 pub mod fixture;
 pub mod netns;
 pub mod openvpn;
+pub mod resolved;
 pub mod service;
 pub mod users;
+pub mod vpn;
