@@ -56,11 +56,12 @@ pub enum DnsUndo {
         /// The record name given to `resolvconf -a`.
         name: String,
     },
-    /// Put `backup` back in place of `path`.
+    /// Forget the session's settings kept in `backup`; `path` then shows another live
+    /// session's, or the original (kept once, beside `backup`) when none is left.
     Direct {
         /// The resolv.conf that was rewritten.
         path: String,
-        /// Where its previous content was saved.
+        /// Where the session's settings are kept while it lives (in the run directory).
         backup: String,
     },
 }

@@ -3,7 +3,7 @@
 //! back is written in its journal ([`DnsUndo`]), so a later run can undo them whatever it
 //! detects itself.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,6 +14,8 @@ use openvpnserv_core::linux_journal::DnsUndo;
 use openvpnserv_core::linux_policy::Tun;
 use openvpnserv_settings::DnsBackend;
 use tokio::io::AsyncWriteExt;
+
+use super::resolv_conf;
 
 const RESOLVE1: &str = "org.freedesktop.resolve1";
 
@@ -144,21 +146,11 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
             resolvconf(&["-a", name], Some(&text)).await
         }
         DnsUndo::Direct { path, backup } => {
-            let (path, backup) = (Path::new(path), Path::new(backup));
-            if !backup.exists() {
-                let old = std::fs::read(path)?;
-                let tmp = backup.with_extension("tmp");
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&old)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, backup)?;
-            }
             let text = state.resolv_conf(&format!(
                 "written by openvpnserv for {}; restored when it disconnects",
                 tun.name
             ));
-            // In place, not by rename: resolv.conf may be a bind mount or a symlink target.
-            std::fs::write(path, text)
+            resolv_conf::apply(Path::new(path), Path::new(backup), &text)
         }
     }
 }
@@ -180,15 +172,7 @@ pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
             }
         }
         DnsUndo::Resolvconf { name } => resolvconf(&["-d", name], None).await,
-        DnsUndo::Direct { path, backup } => match std::fs::read(backup) {
-            Ok(old) => {
-                std::fs::write(path, old)?;
-                std::fs::remove_file(backup)
-            }
-            // No backup: resolv.conf was never rewritten.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        },
+        DnsUndo::Direct { path, backup } => resolv_conf::revert(Path::new(path), Path::new(backup)),
     }
 }
 

@@ -31,6 +31,7 @@ mod firewall;
 pub mod hook;
 mod journal_file;
 mod os;
+mod resolv_conf;
 mod rtnl;
 mod session;
 mod sys;
@@ -290,6 +291,21 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
             if let Err(e) = std::fs::remove_file(&l.path) {
                 warn!("removing {}: {e}", l.path.display());
             }
+        }
+        // No session lives yet: DNS settings of the direct backend still kept were left by
+        // sessions whose journal is gone or unreadable. (Run-directory bookkeeping, like the
+        // journals, so not behind NetOs; a no-op where the direct backend was never used.)
+        let resolv_conf = &self.shared.dns.resolv_conf;
+        match resolv_conf::recover(resolv_conf, dir) {
+            Ok(true) => info!(
+                "{} is back as it was before the sessions of a previous run",
+                resolv_conf.display()
+            ),
+            Ok(false) => {}
+            Err(e) => warn!(
+                "could not restore {} as it was before the sessions of a previous run: {e}",
+                resolv_conf.display()
+            ),
         }
     }
 
