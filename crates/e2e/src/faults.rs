@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use openvpnserv_core::linux_hook::{self, Env, Options, Phase};
 
 use crate::service::Service;
+use crate::vpn::{assert_same, Vpn};
 
 /// The seed of a fault run: `FAULT_SEED` if set, else the clock. Printed, so that a failed
 /// run can be repeated with the same random moments (as far as the scheduler allows).
@@ -282,4 +283,43 @@ pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Waits until the service has undone `sessions` sessions, then asserts that the world is as
+/// `before` said and that the log reports no failed undo, panic or error. Returns the log.
+pub fn assert_undone(vpn: &Vpn, before: &str, sessions: usize) -> String {
+    let undone = wait_for_log(
+        &vpn.service,
+        "network changes undone",
+        sessions,
+        Duration::from_secs(120),
+    );
+    let log = vpn.service.log();
+    assert!(
+        undone,
+        "only {} of {sessions} sessions were undone:\n{}",
+        log.matches("network changes undone").count(),
+        tail(&log, 80)
+    );
+    assert_same(before, &vpn.snapshot(), vpn);
+    assert_clean_log(&log);
+    log
+}
+
+/// Asserts that a service log reports no failed undo, panic or error.
+pub fn assert_clean_log(log: &str) {
+    for bad in ["could not undo", "panicked", " ERROR "] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(bad)).take(20).collect();
+        assert!(
+            lines.is_empty(),
+            "the log says {bad:?}:\n{}",
+            lines.join("\n")
+        );
+    }
 }

@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use openvpnserv_e2e::faults::{
-    configs_per_session, kill_9, panic_text, requests_per_session, seed, wait_for_log, FakeSession,
-    Progress, Window,
+    assert_undone, configs_per_session, kill_9, panic_text, requests_per_session, seed, tail,
+    FakeSession, Progress, Window,
 };
 use openvpnserv_e2e::openvpn::Pushes;
-use openvpnserv_e2e::vpn::{assert_same, Dns, Openvpn, Setup, Vpn};
+use openvpnserv_e2e::vpn::{Dns, Openvpn, Setup, Vpn};
 
 /// Sessions started and killed at once.
 const WORKERS: u32 = 12;
@@ -42,11 +42,6 @@ fn start(vpn: &Vpn, k: u32) -> u32 {
         )
     });
     t.pid()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Runs `count` fake sessions (numbers from `first`) against a service using `dns`, each
@@ -104,32 +99,7 @@ fn fake_sessions_killed(dns: Dns, first: u32, count: u32, run_seed: u64) -> Seen
     let finished = finished.into_inner().unwrap();
 
     // Every session is undone by the service that watched its openvpn die.
-    let undone = wait_for_log(
-        &vpn.service,
-        "network changes undone",
-        count as usize,
-        Duration::from_secs(120),
-    );
-    let log = vpn.service.log();
-    assert!(
-        undone,
-        "only {} of {count} sessions were undone:\n{}",
-        log.matches("network changes undone").count(),
-        tail(&log, 80)
-    );
-    assert_same(&before, &vpn.snapshot(), &vpn);
-    for bad in ["could not undo", "panicked", "ERROR"] {
-        assert!(
-            !log.contains(bad),
-            "{bad}:\n{}",
-            log.lines()
-                .filter(|l| l.contains(bad))
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-
+    let log = assert_undone(&vpn, &before, count as usize);
     let handled = requests_per_session(&log);
     let mut seen = Seen {
         sessions: count,
@@ -217,16 +187,7 @@ fn real_openvpn_killed_while_it_connects_leaves_nothing() {
         std::thread::sleep(connect.mul_f64(rng.f64()));
         kill_9(pid);
     }
-    let undone = wait_for_log(
-        &vpn.service,
-        "network changes undone",
-        SAMPLE as usize,
-        Duration::from_secs(60),
-    );
-    let log = vpn.service.log();
-    assert!(undone, "not every session was undone:\n{log}");
-    assert_same(&before, &vpn.snapshot(), &vpn);
-    assert!(!log.contains("could not undo"), "{log}");
+    let log = assert_undone(&vpn, &before, SAMPLE as usize);
     let handled: Vec<usize> = configs_per_session(&log)
         .keys()
         .map(|id| requests_per_session(&log).get(id).copied().unwrap_or(0))
