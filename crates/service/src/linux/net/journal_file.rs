@@ -139,6 +139,28 @@ pub(crate) struct Leftover {
     pub(crate) unreadable: usize,
 }
 
+/// Removes what a write that a crash interrupted left in `dir`: the temporary file of a
+/// journal being created (no change was made yet: the intent comes after the file) or
+/// compacted (the journal itself still holds every record). Returns how many there were.
+pub(crate) fn remove_unfinished(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(".tmp") && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Every journal in `dir` (none if the directory does not exist).
 pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
     let entries = match fs::read_dir(dir) {
@@ -194,6 +216,19 @@ mod tests {
         assert_eq!(on_disk(), 2, "the confirmation waits for the next write");
         drop(jf);
         assert_eq!(on_disk(), 3, "and is written when the journal is closed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_write_cut_short_by_a_crash_is_cleared_away() {
+        let dir = std::env::temp_dir().join(format!("ovs-journal-tmp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("net-3.tmp"), "{\"op\":\"sess").unwrap();
+        fs::write(dir.join("resolv.conf.3"), "not ours to judge").unwrap();
+        assert_eq!(remove_unfinished(&dir).unwrap(), 1);
+        assert!(!dir.join("net-3.tmp").exists());
+        assert!(dir.join("resolv.conf.3").exists());
+        assert_eq!(remove_unfinished(&dir).unwrap(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 

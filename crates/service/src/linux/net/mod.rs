@@ -261,6 +261,14 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
 
     async fn recover(&self) {
         let dir = &self.shared.config.run_dir;
+        match journal_file::remove_unfinished(dir) {
+            Ok(0) => {}
+            Ok(n) => info!("removed {n} journal file(s) whose writing a crash cut short"),
+            Err(e) => warn!(
+                "cannot clear unfinished journal files in {}: {e}",
+                dir.display()
+            ),
+        }
         let left = match journal_file::leftovers(dir) {
             Ok(l) => l,
             Err(e) => {

@@ -107,14 +107,23 @@ pub(crate) fn revert(path: &Path, mine: &Path) -> io::Result<()> {
 }
 
 /// At start, when no session lives: forgets every session's settings that a previous run
-/// left (a journal that could not be read never reverts its own) and puts the original back.
-/// Returns whether there was anything to do.
+/// left (a journal that could not be read never reverts its own), and the temporary files of
+/// writes a crash cut short (resolv.conf itself is written only after them), and puts the
+/// original back. Returns whether there was anything to do.
 pub(crate) fn recover(path: &Path, dir: &Path) -> io::Result<bool> {
-    let stale = match sessions(dir) {
+    let mut stale = match sessions(dir) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SESSION_PREFIX) && name.ends_with(".tmp") {
+            stale.push(entry.path());
+        }
+    }
     for f in &stale {
         fs::remove_file(f)?;
     }
@@ -217,6 +226,7 @@ mod tests {
         let d = Dir::new("recover");
         apply_pause(&d, 4);
         apply_pause(&d, 5);
+        fs::write(d.0.join("resolv.conf.6.tmp"), "cut short").unwrap();
         assert!(recover(&d.conf(), &d.0).unwrap());
         assert_eq!(d.shown(), "machine\n");
         assert_eq!(d.files(), ["resolv.conf"]);
