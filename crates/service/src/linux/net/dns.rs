@@ -6,16 +6,13 @@
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use super::{helper, resolv_conf};
 use openvpnserv_core::linux_dns::{self, Backend, DnsState, Found};
 use openvpnserv_core::linux_journal::DnsUndo;
 use openvpnserv_core::linux_policy::Tun;
 use openvpnserv_settings::DnsBackend;
-use tokio::io::AsyncWriteExt;
-
-use super::resolv_conf;
 
 const RESOLVE1: &str = "org.freedesktop.resolve1";
 
@@ -183,32 +180,5 @@ async fn resolvconf(args: &[&str], input: Option<&str>) -> io::Result<()> {
             "resolvconf is not installed; set dns_backend to another backend",
         )
     })?;
-    let mut child = tokio::process::Command::new(&program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).await?;
-    }
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "resolvconf took over 10 s"))??;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{} {} failed ({}): {}",
-            program.display(),
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    helper::run(&program, args, input).await.map(drop)
 }

@@ -28,6 +28,7 @@ use crate::linux::network::{Network, NetworkError, SessionInfo, CHANNEL_FD, CHAN
 
 mod dns;
 mod firewall;
+mod helper;
 pub mod hook;
 mod journal_file;
 mod os;
