@@ -42,21 +42,28 @@ pub(crate) struct JournalFile {
 }
 
 /// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// A write that fails (a full disk) takes its temporary file away with it.
 fn write_atomically(path: &Path, records: &[Record]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut text = String::new();
     for r in records {
         text.push_str(&r.to_line());
     }
-    let mut f = OpenOptions::new()
+    let written = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
@@ -76,6 +83,11 @@ impl JournalFile {
             records: 1,
             pending: Vec::new(),
         })
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends a record: an intent at once (with the marks gathered before it), a mark
