@@ -37,13 +37,16 @@ pub(crate) struct JournalFile {
     file: File,
     session: Record,
     records: usize,
+    /// The file's length: what the next write appends to.
+    len: u64,
     /// Done and gone marks not yet written.
     pending: Vec<u8>,
 }
 
-/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-/// A write that fails (a full disk) takes its temporary file away with it.
-fn write_atomically(path: &Path, records: &[Record]) -> io::Result<()> {
+/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory;
+/// returns the file's length. A write that fails (a full disk) takes its temporary file away
+/// with it.
+fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
     let tmp = path.with_extension("tmp");
     let mut text = String::new();
     for r in records {
@@ -67,20 +70,21 @@ fn write_atomically(path: &Path, records: &[Record]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
-    Ok(())
+    Ok(text.len() as u64)
 }
 
 impl JournalFile {
     /// Creates the journal of session `id` in `dir`.
     pub(crate) fn create(dir: &Path, id: u64, session: Record) -> io::Result<Self> {
         let path = dir.join(format!("{PREFIX}{id}{SUFFIX}"));
-        write_atomically(&path, std::slice::from_ref(&session))?;
+        let len = write_atomically(&path, std::slice::from_ref(&session))?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok(Self {
             path,
             file,
             session,
             records: 1,
+            len,
             pending: Vec::new(),
         })
     }
@@ -91,20 +95,34 @@ impl JournalFile {
     }
 
     /// Appends a record: an intent at once (with the marks gathered before it), a mark
-    /// with the next intent.
+    /// with the next intent. An intent that cannot be written is not kept for later: the
+    /// caller makes no change then, so it must never reach the file.
     pub(crate) fn write(&mut self, record: &Record) -> io::Result<()> {
+        let gathered = self.pending.len();
         self.pending.extend_from_slice(record.to_line().as_bytes());
-        self.records += 1;
-        if matches!(record, Record::Intent { .. }) || self.pending.len() >= PENDING_MAX {
-            self.flush()?;
+        let intent = matches!(record, Record::Intent { .. });
+        if intent || self.pending.len() >= PENDING_MAX {
+            if let Err(e) = self.flush() {
+                if intent {
+                    self.pending.truncate(gathered);
+                }
+                return Err(e);
+            }
         }
+        self.records += 1;
         Ok(())
     }
 
-    /// Writes out the gathered marks.
+    /// Writes out the gathered marks. A write cut short (a full disk) is cut off the file
+    /// again, so that the next write starts a line of its own instead of gluing onto a torn
+    /// one, which would make both unreadable.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            self.file.write_all(&self.pending)?;
+            if let Err(e) = self.file.write_all(&self.pending) {
+                let _ = self.file.set_len(self.len);
+                return Err(e);
+            }
+            self.len += self.pending.len() as u64;
             self.pending.clear();
         }
         Ok(())
@@ -118,7 +136,7 @@ impl JournalFile {
             return Ok(());
         }
         let snapshot = journal.snapshot(&self.session);
-        write_atomically(&self.path, &snapshot)?;
+        self.len = write_atomically(&self.path, &snapshot)?;
         // The snapshot holds what the gathered marks said.
         self.pending.clear();
         self.file = OpenOptions::new().append(true).open(&self.path)?;
