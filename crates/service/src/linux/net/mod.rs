@@ -292,6 +292,14 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
                 unreadable = l.unreadable,
                 "undoing what {who} left behind"
             );
+            if l.unreadable > 0 {
+                warn!(
+                    "{}: {} line(s) could not be read (the journal is damaged or was cut short); undoing the {} change(s) it still names; whatever the unreadable lines named, if anything, stays as it is",
+                    l.path.display(),
+                    l.unreadable,
+                    journal.len()
+                );
+            }
             for (_, change) in journal.undo_plan() {
                 if let Err(e) = session::undo(&self.shared, &change).await {
                     warn!("{who}: could not undo {change:?}: {e}");
