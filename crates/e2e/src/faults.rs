@@ -323,3 +323,50 @@ pub fn assert_clean_log(log: &str) {
         );
     }
 }
+
+/// A tmpfs of `size` (e.g. `64k`) mounted on a directory; lazily unmounted on drop (a
+/// service may still have files open in it).
+#[derive(Debug)]
+pub struct Tmpfs {
+    /// Where it is mounted.
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts it on `path`, which must exist.
+    pub fn mount(path: &std::path::Path, size: &str) -> Self {
+        crate::netns::run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+                &path.display().to_string(),
+            ],
+        );
+        Self {
+            path: path.to_owned(),
+        }
+    }
+
+    /// Fills it with a file `name` until nothing more fits; returns the file.
+    pub fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join(name);
+        let mut f = std::fs::File::create(&path).expect("create the filler");
+        let chunk = [0u8; 512];
+        while f.write_all(&chunk).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .output();
+    }
+}
