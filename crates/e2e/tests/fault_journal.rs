@@ -213,8 +213,8 @@ fn a_full_disk_refuses_changes_it_cannot_journal_and_the_service_goes_on() {
             !openvpnserv_e2e::fixture::alive(pid)
         }));
     }
-    drop(vpn);
-    drop(run);
+    // `run` drops first (declared last): the tmpfs is unmounted, then the service's guard
+    // removes the run directory underneath, stale socket and all.
 }
 
 /// What a journal's text says is still to undo.
