@@ -56,11 +56,12 @@ pub enum DnsUndo {
         /// The record name given to `resolvconf -a`.
         name: String,
     },
-    /// Put `backup` back in place of `path`.
+    /// Forget the session's settings kept in `backup`; `path` then shows another live
+    /// session's, or the original (kept once, beside `backup`) when none is left.
     Direct {
         /// The resolv.conf that was rewritten.
         path: String,
-        /// Where its previous content was saved.
+        /// Where the session's settings are kept while it lives (in the run directory).
         backup: String,
     },
 }
@@ -203,7 +204,8 @@ impl Journal {
         match record {
             Record::Session { .. } => {}
             Record::Intent { seq, change } => {
-                self.next_seq = self.next_seq.max(seq + 1);
+                // Numbers come from a file that may be damaged: never overflow on one.
+                self.next_seq = self.next_seq.max(seq.saturating_add(1));
                 self.insert(*seq, change.clone());
             }
             Record::Done { seq } => {
@@ -451,6 +453,19 @@ mod tests {
                 name: "tun9".into()
             }
         );
+    }
+
+    #[test]
+    fn a_sequence_number_at_the_top_of_its_range_is_replayed_without_overflow() {
+        let text = format!(
+            "{{\"op\":\"intent\",\"seq\":{m},\"change\":{{\"kind\":\"firewall\",\"table\":\"t\"}}}}\n{{\"op\":\"done\",\"seq\":{m}}}\n",
+            m = u64::MAX
+        );
+        let (records, bad) = parse(&text);
+        assert_eq!(bad, 0);
+        let replayed = Journal::from_records(&records);
+        assert_eq!(replayed.undo_plan().len(), 1);
+        assert!(replayed.get(u64::MAX).unwrap().done);
     }
 
     #[test]

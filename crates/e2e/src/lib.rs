@@ -6,8 +6,11 @@
 //! is removed when its guard drops, also when the test fails.
 #![cfg(target_os = "linux")]
 
+pub mod faults;
 pub mod fixture;
 pub mod netns;
 pub mod openvpn;
+pub mod resolved;
 pub mod service;
 pub mod users;
+pub mod vpn;

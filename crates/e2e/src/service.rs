@@ -120,17 +120,27 @@ impl Service {
         instance: &str,
         wrap: impl FnOnce(Command) -> Command,
     ) -> Self {
+        let mut service = Self::spawn_with(dir, settings, instance, wrap);
+        service.wait_ready();
+        service
+    }
+
+    /// Like [`Service::start_with`], without waiting until the service is ready.
+    pub fn spawn_with(
+        dir: &TestDir,
+        settings: &str,
+        instance: &str,
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> Self {
         let (cmd, settings_path, log) = Self::command(dir, settings, instance);
         let child = wrap(cmd).spawn().expect("start openvpnserv");
-        let mut service = Self {
+        Self {
             child: Some(child),
             instance: instance.to_owned(),
             socket: PathBuf::from(format!("/run/openvpn{instance}/service")),
             settings: settings_path,
             log,
-        };
-        service.wait_ready();
-        service
+        }
     }
 
     /// The command that starts `openvpnserv` for `instance` with `settings`, logging to a file
@@ -155,7 +165,8 @@ impl Service {
         (cmd, settings_path, log)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits (up to 20 s) until the service logs that it is ready; panics if it exits first.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.log().contains(" ready ") || self.log().contains(" ready\n") {
@@ -171,6 +182,13 @@ impl Service {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("openvpnserv did not become ready:\n{}", self.log());
+    }
+
+    /// The exit status, if the service has exited (`None` while it runs).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The service's pid.
@@ -316,12 +334,25 @@ pub enum Send {
 /// `Command`), sends `what` to `socket` and collects replies until the service closes the
 /// connection, `linger` passes without a reply, or `disconnect_after_first` says to leave.
 pub fn probe(
-    mut command: Command,
+    command: Command,
     socket: &Path,
     what: &Send,
     linger: Duration,
     disconnect_after_first: bool,
 ) -> Transcript {
+    try_probe(command, socket, what, linger, disconnect_after_first)
+        .unwrap_or_else(|e| panic!("probe failed: {e}"))
+}
+
+/// Like [`probe`], but a probe that fails (no service listening, a connection reset by a
+/// service that died) is an error rather than a panic.
+pub fn try_probe(
+    mut command: Command,
+    socket: &Path,
+    what: &Send,
+    linger: Duration,
+    disconnect_after_first: bool,
+) -> Result<Transcript, String> {
     command
         .arg(socket)
         .arg(linger.as_millis().to_string())
@@ -345,12 +376,12 @@ pub fn probe(
             command.arg("nothing");
         }
     }
-    let out = command.output().expect("run probe");
-    assert!(
-        out.status.success(),
-        "probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run probe: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let mut t = Transcript {
         replies: Vec::new(),
         first_reply_ms: None,
@@ -365,7 +396,7 @@ pub fn probe(
             t.closed = true;
         }
     }
-    t
+    Ok(t)
 }
 
 /// The probe as a given user.

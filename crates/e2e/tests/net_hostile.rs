@@ -3,17 +3,15 @@
 //! outside the session's tun changes; an oversized message ends the session, and that too
 //! leaves nothing behind.
 
-mod net_support;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use net_support::{assert_same, Dns, Vpn};
 use openvpnserv_core::linux_iproute::{address, iface, mtu, route};
 use openvpnserv_e2e::fixture::eventually;
 use openvpnserv_e2e::netns::CLIENT_DEV;
 use openvpnserv_e2e::openvpn::Pushes;
 use openvpnserv_e2e::service::to_hex;
+use openvpnserv_e2e::vpn::{assert_same, Dns, Vpn};
 use openvpnserv_proto::channel::{
     Codec, DnsCfgMsg, Envelope, FixedStr, InetAddr, Interface, Request, AF_INET,
 };

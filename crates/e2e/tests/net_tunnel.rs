@@ -2,15 +2,13 @@
 //! service changed is undone however the session ends (issue: Linux network operations,
 //! "Shown end to end"). Run as root by the e2e stage, one at a time.
 
-mod net_support;
-
 use std::time::Duration;
 
-use net_support::{assert_same, kill_and_wait, Dns, Vpn, ORIGINAL_RESOLV_CONF};
 use nix::sys::signal::Signal;
 use openvpnserv_e2e::fixture::eventually;
 use openvpnserv_e2e::netns::{Netns, CLIENT_DEV};
 use openvpnserv_e2e::openvpn::Pushes;
+use openvpnserv_e2e::vpn::{assert_same, kill_and_wait, Dns, Vpn, ORIGINAL_RESOLV_CONF};
 
 /// Pings `dst` `count` times from the client namespace; asserts that it works and that every
 /// echo request left through `tun` (its transmit counter grew by at least `count`).

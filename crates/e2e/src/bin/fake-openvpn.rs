@@ -10,7 +10,19 @@
 //! wait                      after recording, wait for SIGTERM instead of exiting
 //! ignore-term               ignore SIGTERM (so the service has to kill it)
 //! sleep-ms 500              sleep before exiting
+//! env ifconfig_local 10.8.0.2  an entry of the script environment for `hook` (`dev` is the
+//!                           tun the service appended with `--dev`)
+//! block-outside-dns         the config asks for the DNS-leak block (for `hook`)
+//! pause-ms 0 20             before each request of a `hook`, sleep a random 0–20 ms
+//! delay-ms 20 60            at this point of the steps, sleep a random 20–60 ms
+//! touch /path/done          create this (empty) file at this point of the steps
+//! hook up                   send the requests openvpnserv-hook sends for this script hook
+//!                           (up, route-up, route-pre-down, down), each after the ack of the
+//!                           one before; without an ack (the service is gone) exit with 1
 //! ```
+//!
+//! `--version` prints a version line like openvpn's (the service reads it at start) and
+//! exits. SIGTERM ends the hooks between two requests.
 //!
 //! The record is written atomically (temp file + rename) to `<record>.started` before the
 //! channel is used and to `<record>` after, before waiting, so tests can read it while the
@@ -22,6 +34,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use openvpnserv_core::linux_hook::{self, Env, Options, Phase};
 use openvpnserv_proto::channel::{Codec, Envelope, Request};
 use serde::Serialize;
 
@@ -92,14 +105,14 @@ fn fds() -> BTreeMap<i32, String> {
     out
 }
 
-/// Sends bytes on the channel (fd 3) and waits up to 3 s for one ack.
-fn exchange(bytes: &[u8]) -> Option<(i32, u32, usize)> {
+/// Sends bytes on the channel (fd 3) and waits up to `timeout_ms` for one ack.
+fn exchange(bytes: &[u8], timeout_ms: u16) -> Option<(i32, u32, usize)> {
     let codec = Codec::NATIVE;
     // SAFETY: fd 3 is the channel the service passed; borrowed for this call only.
     let fd = unsafe { BorrowedFd::borrow_raw(3) };
     nix::sys::socket::send(fd.as_raw_fd(), bytes, nix::sys::socket::MsgFlags::empty()).ok()?;
     let mut pfd = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-    if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(3000u16)).ok()? == 0 {
+    if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(timeout_ms)).ok()? == 0 {
         return None;
     }
     let mut buf = [0u8; 64];
@@ -124,8 +137,139 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// One thing to do on the channel, in the config's order.
+enum Step {
+    /// Raw bytes, one ack awaited.
+    Send(Vec<u8>),
+    /// The requests of one script hook.
+    Hook(Phase),
+    /// Create an empty file (tells a test how far the steps got).
+    Touch(String),
+    /// Sleep a random time in this range (ms).
+    Delay(u64, u64),
+}
+
+/// How the hook steps behave.
+struct HookSetup {
+    env: Env,
+    options: Options,
+    pause_ms: (u64, u64),
+}
+
+/// Sends the requests of `phase` one by one, each after the ack of the one before, as the
+/// hook does; returns false when an ack did not come (the channel is gone).
+fn run_hook(phase: Phase, setup: &HookSetup, acks: &mut Vec<Option<(i32, u32, usize)>>) -> bool {
+    let requests = match linux_hook::translate(phase, &setup.env, setup.options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fake-openvpn: {}: {e}", phase.name());
+            return true;
+        }
+    };
+    for (i, request) in requests.into_iter().enumerate() {
+        let (lo, hi) = setup.pause_ms;
+        if hi > 0 {
+            std::thread::sleep(Duration::from_millis(fastrand::u64(lo..=hi.max(lo))));
+        }
+        if TERMINATED.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(bytes) = Codec::NATIVE.encode(&Envelope {
+            message_id: i as i32,
+            request,
+        }) else {
+            continue;
+        };
+        // As long as the hook waits: the service may be slow under load, but it answers.
+        let ack = exchange(&bytes, 30_000);
+        acks.push(ack);
+        if ack.is_none() {
+            return false;
+        }
+    }
+    true
+}
+
+/// What the config's directives ask for.
+struct Plan {
+    record_path: Option<String>,
+    exit_code: i32,
+    wait: bool,
+    ignore_term: bool,
+    sleep_ms: u64,
+    steps: Vec<Step>,
+    hook: HookSetup,
+}
+
+fn plan(directives: &str, argv: &[String]) -> Plan {
+    let mut p = Plan {
+        record_path: None,
+        exit_code: 0,
+        wait: false,
+        ignore_term: false,
+        sleep_ms: 0,
+        steps: Vec::new(),
+        hook: HookSetup {
+            env: Env::new(),
+            options: Options::default(),
+            pause_ms: (0, 0),
+        },
+    };
+    // openvpn's `dev` is the last --dev given (the service appends its tun).
+    if let Some(dev) = argv.windows(2).rev().find(|w| w[0] == "--dev") {
+        p.hook.env.insert("dev".into(), dev[1].clone());
+    }
+    for line in directives.lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "record" => p.record_path = Some(value.to_owned()),
+            "exit" => p.exit_code = value.parse().unwrap_or(1),
+            "wait" => p.wait = true,
+            "ignore-term" => p.ignore_term = true,
+            "sleep-ms" => p.sleep_ms = value.parse().unwrap_or(0),
+            "send" if value == "register_dns" => p.steps.push(Step::Send(
+                Codec::NATIVE
+                    .encode(&Envelope {
+                        message_id: 7,
+                        request: Request::RegisterDns,
+                    })
+                    .unwrap_or_default(),
+            )),
+            "send-hex" => p.steps.push(Step::Send(hex(value))),
+            "env" => {
+                let (k, v) = value.split_once(' ').unwrap_or((value, ""));
+                p.hook.env.insert(k.to_owned(), v.to_owned());
+            }
+            "block-outside-dns" => p.hook.options.block_outside_dns = true,
+            "pause-ms" => {
+                let mut w = value.split_whitespace().map(|n| n.parse().unwrap_or(0));
+                p.hook.pause_ms = (w.next().unwrap_or(0), w.next().unwrap_or(0));
+            }
+            "touch" => p.steps.push(Step::Touch(value.to_owned())),
+            "delay-ms" => {
+                let mut w = value.split_whitespace().map(|n| n.parse().unwrap_or(0));
+                let lo = w.next().unwrap_or(0);
+                p.steps
+                    .push(Step::Delay(lo, w.next().unwrap_or(lo).max(lo)));
+            }
+            "hook" => {
+                if let Some(phase) = Phase::parse(value) {
+                    p.steps.push(Step::Hook(phase));
+                }
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.iter().any(|a| a == "--version") {
+        // What the service looks for: this build takes no --iproute.
+        println!("OpenVPN 2.6 fake-openvpn (openvpnserv end-to-end tests)\nenable_iproute2=no");
+        return;
+    }
     let config = argv
         .windows(2)
         .find(|w| w[0] == "--config")
@@ -134,32 +278,15 @@ fn main() {
         .as_deref()
         .and_then(|c| std::fs::read_to_string(c).ok())
         .unwrap_or_default();
-    let mut record_path = None;
-    let mut exit_code = 0;
-    let mut wait = false;
-    let mut ignore_term = false;
-    let mut sleep_ms = 0u64;
-    let mut sends: Vec<Vec<u8>> = Vec::new();
-    for line in directives.lines() {
-        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
-        match key {
-            "record" => record_path = Some(value.to_owned()),
-            "exit" => exit_code = value.parse().unwrap_or(1),
-            "wait" => wait = true,
-            "ignore-term" => ignore_term = true,
-            "sleep-ms" => sleep_ms = value.parse().unwrap_or(0),
-            "send" if value == "register_dns" => sends.push(
-                Codec::NATIVE
-                    .encode(&Envelope {
-                        message_id: 7,
-                        request: Request::RegisterDns,
-                    })
-                    .unwrap_or_default(),
-            ),
-            "send-hex" => sends.push(hex(value)),
-            _ => {}
-        }
-    }
+    let Plan {
+        record_path,
+        exit_code,
+        wait,
+        ignore_term,
+        sleep_ms,
+        steps,
+        hook,
+    } = plan(&directives, &argv);
     let handler = if ignore_term {
         libc::SIG_IGN
     } else {
@@ -192,7 +319,10 @@ fn main() {
         fds: fds(),
         ..Record::default()
     };
-    record.stdin = read_stdin();
+    // Only a record needs stdin (reading it waits a while for a password line).
+    if record_path.is_some() {
+        record.stdin = read_stdin();
+    }
     let write = |record: &Record, path: &str| {
         let tmp = format!("{path}.tmp");
         if let Ok(json) = serde_json::to_vec_pretty(record) {
@@ -205,8 +335,25 @@ fn main() {
     if let Some(path) = &record_path {
         write(&record, &format!("{path}.started"));
     }
-    for bytes in &sends {
-        record.acks.push(exchange(bytes));
+    for step in &steps {
+        match step {
+            Step::Send(bytes) => record.acks.push(exchange(bytes, 3000)),
+            Step::Touch(path) => {
+                let _ = std::fs::write(path, b"");
+            }
+            Step::Delay(lo, hi) => {
+                std::thread::sleep(Duration::from_millis(fastrand::u64(*lo..=*hi)));
+            }
+            Step::Hook(phase) => {
+                if !run_hook(*phase, &hook, &mut record.acks) {
+                    // openvpn whose service is gone (or that was told to stop) ends.
+                    if let Some(path) = &record_path {
+                        write(&record, path);
+                    }
+                    std::process::exit(1);
+                }
+            }
+        }
     }
     if let Some(path) = &record_path {
         write(&record, path);

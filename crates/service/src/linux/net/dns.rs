@@ -3,17 +3,16 @@
 //! back is written in its journal ([`DnsUndo`]), so a later run can undo them whatever it
 //! detects itself.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use super::{helper, resolv_conf};
 use openvpnserv_core::linux_dns::{self, Backend, DnsState, Found};
 use openvpnserv_core::linux_journal::DnsUndo;
 use openvpnserv_core::linux_policy::Tun;
 use openvpnserv_settings::DnsBackend;
-use tokio::io::AsyncWriteExt;
 
 const RESOLVE1: &str = "org.freedesktop.resolve1";
 
@@ -144,21 +143,11 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
             resolvconf(&["-a", name], Some(&text)).await
         }
         DnsUndo::Direct { path, backup } => {
-            let (path, backup) = (Path::new(path), Path::new(backup));
-            if !backup.exists() {
-                let old = std::fs::read(path)?;
-                let tmp = backup.with_extension("tmp");
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&old)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, backup)?;
-            }
             let text = state.resolv_conf(&format!(
                 "written by openvpnserv for {}; restored when it disconnects",
                 tun.name
             ));
-            // In place, not by rename: resolv.conf may be a bind mount or a symlink target.
-            std::fs::write(path, text)
+            resolv_conf::apply(Path::new(path), Path::new(backup), &text)
         }
     }
 }
@@ -180,15 +169,7 @@ pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
             }
         }
         DnsUndo::Resolvconf { name } => resolvconf(&["-d", name], None).await,
-        DnsUndo::Direct { path, backup } => match std::fs::read(backup) {
-            Ok(old) => {
-                std::fs::write(path, old)?;
-                std::fs::remove_file(backup)
-            }
-            // No backup: resolv.conf was never rewritten.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        },
+        DnsUndo::Direct { path, backup } => resolv_conf::revert(Path::new(path), Path::new(backup)),
     }
 }
 
@@ -199,32 +180,5 @@ async fn resolvconf(args: &[&str], input: Option<&str>) -> io::Result<()> {
             "resolvconf is not installed; set dns_backend to another backend",
         )
     })?;
-    let mut child = tokio::process::Command::new(&program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).await?;
-    }
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "resolvconf took over 10 s"))??;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{} {} failed ({}): {}",
-            program.display(),
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    helper::run(&program, args, input).await.map(drop)
 }

@@ -4,9 +4,10 @@
 use std::io;
 use std::net::IpAddr;
 
-use nftables::helper::{self, NftablesError};
 use nftables::schema::Nftables;
 use serde_json::{json, Value};
+
+use super::helper;
 
 fn rule(table: &str, expr: &Value) -> Value {
     json!({"add": {"rule": {"family": "inet", "table": table, "chain": "output", "expr": expr}}})
@@ -52,15 +53,15 @@ pub(crate) fn ruleset(table: &str, tun: &str, dns_only: bool, server: Option<IpA
     json!({ "nftables": cmds })
 }
 
-fn nft_error(e: &NftablesError) -> io::Error {
-    io::Error::other(format!("nft: {e}"))
-}
-
+/// `nft` is run as a helper that dies with the service (see `helper.rs`); the nftables
+/// crate's own runner cannot be told so.
 async fn apply(v: &Value) -> io::Result<()> {
+    // Checked against the crate's schema before nft sees it.
     let set: Nftables = serde_json::from_value(v.clone()).map_err(io::Error::other)?;
-    helper::apply_ruleset_async(&set)
+    let json = serde_json::to_string(&set).map_err(io::Error::other)?;
+    helper::run("nft", &["-j", "-f", "-"], Some(&json))
         .await
-        .map_err(|e| nft_error(&e))
+        .map(drop)
 }
 
 /// Adds the session's table.
@@ -75,9 +76,7 @@ pub(crate) async fn add(
 
 /// Whether the table exists.
 pub(crate) async fn exists(table: &str) -> io::Result<bool> {
-    let raw = helper::get_current_ruleset_raw_async(helper::DEFAULT_NFT, ["list", "tables"])
-        .await
-        .map_err(|e| nft_error(&e))?;
+    let raw = helper::run("nft", &["-j", "list", "tables"], None).await?;
     let v: Value = serde_json::from_str(&raw).map_err(io::Error::other)?;
     Ok(v["nftables"].as_array().is_some_and(|objs| {
         objs.iter()

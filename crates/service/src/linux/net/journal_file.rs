@@ -37,62 +37,92 @@ pub(crate) struct JournalFile {
     file: File,
     session: Record,
     records: usize,
+    /// The file's length: what the next write appends to.
+    len: u64,
     /// Done and gone marks not yet written.
     pending: Vec<u8>,
 }
 
-/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, records: &[Record]) -> io::Result<()> {
+/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory;
+/// returns the file's length. A write that fails (a full disk) takes its temporary file away
+/// with it.
+fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
     let tmp = path.with_extension("tmp");
     let mut text = String::new();
     for r in records {
         text.push_str(&r.to_line());
     }
-    let mut f = OpenOptions::new()
+    let written = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
-    Ok(())
+    Ok(text.len() as u64)
 }
 
 impl JournalFile {
     /// Creates the journal of session `id` in `dir`.
     pub(crate) fn create(dir: &Path, id: u64, session: Record) -> io::Result<Self> {
         let path = dir.join(format!("{PREFIX}{id}{SUFFIX}"));
-        write_atomically(&path, std::slice::from_ref(&session))?;
+        let len = write_atomically(&path, std::slice::from_ref(&session))?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok(Self {
             path,
             file,
             session,
             records: 1,
+            len,
             pending: Vec::new(),
         })
     }
 
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends a record: an intent at once (with the marks gathered before it), a mark
-    /// with the next intent.
+    /// with the next intent. An intent that cannot be written is not kept for later: the
+    /// caller makes no change then, so it must never reach the file.
     pub(crate) fn write(&mut self, record: &Record) -> io::Result<()> {
+        let gathered = self.pending.len();
         self.pending.extend_from_slice(record.to_line().as_bytes());
-        self.records += 1;
-        if matches!(record, Record::Intent { .. }) || self.pending.len() >= PENDING_MAX {
-            self.flush()?;
+        let intent = matches!(record, Record::Intent { .. });
+        if intent || self.pending.len() >= PENDING_MAX {
+            if let Err(e) = self.flush() {
+                if intent {
+                    self.pending.truncate(gathered);
+                }
+                return Err(e);
+            }
         }
+        self.records += 1;
         Ok(())
     }
 
-    /// Writes out the gathered marks.
+    /// Writes out the gathered marks. A write cut short (a full disk) is cut off the file
+    /// again, so that the next write starts a line of its own instead of gluing onto a torn
+    /// one, which would make both unreadable.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            self.file.write_all(&self.pending)?;
+            if let Err(e) = self.file.write_all(&self.pending) {
+                let _ = self.file.set_len(self.len);
+                return Err(e);
+            }
+            self.len += self.pending.len() as u64;
             self.pending.clear();
         }
         Ok(())
@@ -106,7 +136,7 @@ impl JournalFile {
             return Ok(());
         }
         let snapshot = journal.snapshot(&self.session);
-        write_atomically(&self.path, &snapshot)?;
+        self.len = write_atomically(&self.path, &snapshot)?;
         // The snapshot holds what the gathered marks said.
         self.pending.clear();
         self.file = OpenOptions::new().append(true).open(&self.path)?;
@@ -137,6 +167,28 @@ pub(crate) struct Leftover {
     pub(crate) records: Vec<Record>,
     /// Lines that could not be read.
     pub(crate) unreadable: usize,
+}
+
+/// Removes what a write that a crash interrupted left in `dir`: the temporary file of a
+/// journal being created (no change was made yet: the intent comes after the file) or
+/// compacted (the journal itself still holds every record). Returns how many there were.
+pub(crate) fn remove_unfinished(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(".tmp") && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Every journal in `dir` (none if the directory does not exist).
@@ -194,6 +246,19 @@ mod tests {
         assert_eq!(on_disk(), 2, "the confirmation waits for the next write");
         drop(jf);
         assert_eq!(on_disk(), 3, "and is written when the journal is closed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_write_cut_short_by_a_crash_is_cleared_away() {
+        let dir = std::env::temp_dir().join(format!("ovs-journal-tmp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("net-3.tmp"), "{\"op\":\"sess").unwrap();
+        fs::write(dir.join("resolv.conf.3"), "not ours to judge").unwrap();
+        assert_eq!(remove_unfinished(&dir).unwrap(), 1);
+        assert!(!dir.join("net-3.tmp").exists());
+        assert!(dir.join("resolv.conf.3").exists());
+        assert_eq!(remove_unfinished(&dir).unwrap(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -28,9 +28,11 @@ use crate::linux::network::{Network, NetworkError, SessionInfo, CHANNEL_FD, CHAN
 
 mod dns;
 mod firewall;
+mod helper;
 pub mod hook;
 mod journal_file;
 mod os;
+mod resolv_conf;
 mod rtnl;
 mod session;
 mod sys;
@@ -260,6 +262,14 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
 
     async fn recover(&self) {
         let dir = &self.shared.config.run_dir;
+        match journal_file::remove_unfinished(dir) {
+            Ok(0) => {}
+            Ok(n) => info!("removed {n} journal file(s) whose writing a crash cut short"),
+            Err(e) => warn!(
+                "cannot clear unfinished journal files in {}: {e}",
+                dir.display()
+            ),
+        }
         let left = match journal_file::leftovers(dir) {
             Ok(l) => l,
             Err(e) => {
@@ -282,6 +292,14 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
                 unreadable = l.unreadable,
                 "undoing what {who} left behind"
             );
+            if l.unreadable > 0 {
+                warn!(
+                    "{}: {} line(s) could not be read (the journal is damaged or was cut short); undoing the {} change(s) it still names; whatever the unreadable lines named, if anything, stays as it is",
+                    l.path.display(),
+                    l.unreadable,
+                    journal.len()
+                );
+            }
             for (_, change) in journal.undo_plan() {
                 if let Err(e) = session::undo(&self.shared, &change).await {
                     warn!("{who}: could not undo {change:?}: {e}");
@@ -290,6 +308,21 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
             if let Err(e) = std::fs::remove_file(&l.path) {
                 warn!("removing {}: {e}", l.path.display());
             }
+        }
+        // No session lives yet: DNS settings of the direct backend still kept were left by
+        // sessions whose journal is gone or unreadable. (Run-directory bookkeeping, like the
+        // journals, so not behind NetOs; a no-op where the direct backend was never used.)
+        let resolv_conf = &self.shared.dns.resolv_conf;
+        match resolv_conf::recover(resolv_conf, dir) {
+            Ok(true) => info!(
+                "{} is back as it was before the sessions of a previous run",
+                resolv_conf.display()
+            ),
+            Ok(false) => {}
+            Err(e) => warn!(
+                "could not restore {} as it was before the sessions of a previous run: {e}",
+                resolv_conf.display()
+            ),
         }
     }
 

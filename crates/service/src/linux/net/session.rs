@@ -89,6 +89,14 @@ impl<O: NetOs> LinuxSession<O> {
         let (seq, record) = self.journal.intend(change);
         if let Err(e) = self.write(&record) {
             self.journal.forget(seq);
+            // A change the journal does not hold could not be undone after a crash.
+            warn!(
+                session = self.id,
+                user = %self.user.name,
+                "cannot write the undo journal {}: {e}; the change is refused and nothing was changed (is the file system of {} full?)",
+                self.file.as_ref().map(|f| f.path().display().to_string()).unwrap_or_default(),
+                self.shared.config.run_dir.display()
+            );
             return Err(e);
         }
         Ok(seq)

@@ -1,4 +1,5 @@
-//! The network layer's only `unsafe`: the tun ioctls and borrowing a raw fd.
+//! The network layer's only `unsafe`: the tun ioctls, borrowing a raw fd, and tying a helper
+//! program's life to the service's.
 //!
 //! nix has no tun wrappers; the four ioctls below are the whole kernel interface for a
 //! persistent tun owned by a user (`linux/if_tun.h`).
@@ -76,4 +77,23 @@ pub fn inherited_fd(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
     // SAFETY: the fd is open (checked above) and is never closed by this process while the
     // borrow lives: the hook uses it until it exits.
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Makes the helper `cmd` starts get SIGKILL when the service dies (see `helper.rs`), and
+/// not start at all if the service died before it could ask for that.
+pub(crate) fn die_with_service(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes two
+    // async-signal-safe system calls on integers; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
