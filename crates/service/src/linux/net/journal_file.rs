@@ -1,7 +1,7 @@
 //! The undo journal on disk, under the instance's run directory (design §5).
 //!
-//! A journal file starts as a complete snapshot written to a temporary name, fsynced and
-//! renamed into place, so a journal is either absent or readable. After that:
+//! A journal file starts as a complete snapshot written to a temporary name and renamed into
+//! place, so a journal is either absent or readable. After that:
 //! * an *intent* is appended with one `write(2)` before the change it describes: once `write`
 //!   returns, it survives the death of the service, which is the crash the journal is for;
 //! * *done* and *gone* marks are appended after the change, but batched: they go out with
@@ -10,11 +10,13 @@
 //!   undone, or undo an unconfirmed change, which it does anyway; every undo tolerates "not
 //!   there". This halves the writes of an add and removes them from a delete.
 //!
-//! Records are not fsynced one by one: that would cost a disk flush per route on a
-//! disk-backed `/run`, and protects only against a kernel crash or power loss, after which
-//! the tun, routes, nftables table and D-Bus state the journal describes are gone anyway. A
-//! torn last line is skipped at replay. When the file holds many more records than live
-//! changes it is compacted the same way it was created (temp, fsync, rename).
+//! Nothing here is fsynced: a flush protects only against a kernel crash or power loss, after
+//! which the tun, routes, nftables table and D-Bus state the journal describes are gone
+//! anyway, and the page cache already carries every `write` and `rename` to the service that
+//! starts after a crash. (`/run` is a tmpfs on ordinary systems, where a flush costs nothing;
+//! on a disk-backed `/run` it cost half a millisecond per session start.) A torn last line is
+//! skipped at replay. When the file holds many more records than live changes it is
+//! compacted the same way it was created (temp, rename).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -43,8 +45,7 @@ pub(crate) struct JournalFile {
     pending: Vec<u8>,
 }
 
-/// Writes `records` to `path` atomically: temp file, fsync, rename, fsync of the directory;
-/// returns the file's length. A write that fails (a full disk) takes its temporary file away
+/// Writes `records` to `path` atomically: temp file, rename; returns the file's length. A write that fails (a full disk) takes its temporary file away
 /// with it.
 fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
     let tmp = path.with_extension("tmp");
@@ -59,16 +60,12 @@ fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
         .mode(0o600)
         .open(&tmp)
         .and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
+            f.write_all(text.as_bytes())
         })
         .and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
-    }
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
     }
     Ok(text.len() as u64)
 }
