@@ -1,22 +1,20 @@
 //! `iservice connect` end to end (issue 6, "Shown"): an unprivileged user runs `iservice` in
 //! the client namespace; the real service starts stock openvpn 2.6 as that user and applies
 //! its network changes; a real openvpn server in the server namespace pushes addresses and
-//! routes (the harness of `net_support`, shared with the network-layer tests).
-
-mod net_support;
+//! routes (the harness of `openvpnserv_e2e::vpn`, shared with the network-layer tests).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use net_support::{assert_same, Dns, Vpn};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use openvpnserv_e2e::fixture::{alive, eventually};
 use openvpnserv_e2e::netns::SERVER_IP;
 use openvpnserv_e2e::openvpn::Pushes;
 use openvpnserv_e2e::service::{binary, TestDir};
+use openvpnserv_e2e::vpn::{assert_same, Dns, Vpn};
 use serde_json::Value;
 
 const SCHEMA: &str = include_str!("../../client/schema/events.schema.json");

@@ -59,9 +59,7 @@ fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(text.as_bytes())
-        })
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);

@@ -80,7 +80,7 @@ impl System {
         Ok(Self {
             rtnl: Rtnl::connect()?,
             rtnl_delete: (0..DELETE_CONNECTIONS)
-                .map(|_| Rtnl::connect())
+                .map(|_| Rtnl::connect_on_own_thread())
                 .collect::<io::Result<_>>()?,
             next_delete: std::sync::Arc::default(),
         })
