@@ -408,3 +408,33 @@ pub fn probe_command(user: &crate::users::TestUser) -> Command {
 pub fn root_probe_command() -> Command {
     Command::new(binary("probe"))
 }
+
+/// The service command `svc` (from [`Service::command`]) run inside `ns`, with its output
+/// appended to `log` and `RUST_LOG` set to `level`.
+pub fn in_namespace(ns: &crate::netns::Netns, svc: &Command, log: &Path, level: &str) -> Command {
+    let mut wrapped = ns.command(svc.get_program());
+    wrapped.args(svc.get_args());
+    let file = std::fs::File::options()
+        .append(true)
+        .open(log)
+        .expect("service log");
+    wrapped
+        .env("RUST_LOG", level)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file);
+    wrapped
+}
+
+/// A seqpacket connection to `path`, as a client makes.
+pub fn connect_seqpacket(path: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}

@@ -5,13 +5,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{recv, send, MsgFlags};
 use std::process::Stdio;
 
 use openvpnserv_e2e::fixture::{eventually, Fixture};
-use openvpnserv_e2e::service::binary;
+use openvpnserv_e2e::service::{binary, connect_seqpacket};
 use openvpnserv_e2e::users::TestUser;
 use openvpnserv_proto::{Reply, StartupMessage};
 
@@ -25,15 +23,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn connect_to(path: &str) -> OwnedFd {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    connect(fd.as_raw_fd(), &UnixAddr::new(path).expect("address")).expect("connect");
-    fd
+    connect_seqpacket(path).expect("connect")
 }
 
 fn read_reply(fd: &OwnedFd, timeout_ms: u16) -> Option<Reply> {

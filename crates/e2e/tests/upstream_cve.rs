@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use openvpnserv_e2e::fixture::{as_user, refusal_text, start, Fixture};
-use openvpnserv_e2e::service::{probe, probe_command, Send};
+use openvpnserv_e2e::service::{connect_seqpacket, probe, probe_command, Send};
 use openvpnserv_e2e::users::TestUser;
 use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
 use openvpnserv_proto::Reply;
@@ -250,16 +250,9 @@ fn startup_size_bound_8194_bytes() {
 fn cve_2025_13751_connect_and_close_loop() {
     let fx = Fixture::new("");
     let user = TestUser::create(&[]);
+    let path = fx.service.socket.display().to_string();
     for _ in 0..1000 {
-        let fd = nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::SeqPacket,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap();
-        let addr = nix::sys::socket::UnixAddr::new(&fx.service.socket).unwrap();
-        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).unwrap();
+        drop(connect_seqpacket(&path).unwrap());
     }
     still_serving(&fx, &user);
 }

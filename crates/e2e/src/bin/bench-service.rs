@@ -12,11 +12,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{
-    connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{recv, send, MsgFlags};
 use openvpnserv_e2e::netns::Netns;
-use openvpnserv_e2e::service::{binary, unique_instance, Service, TestDir};
+use openvpnserv_e2e::service::{
+    binary, connect_seqpacket, in_namespace, unique_instance, Service, TestDir,
+};
 use openvpnserv_proto::{Reply, StartupMessage};
 
 fn rss_kib(pid: u32) -> u64 {
@@ -30,18 +30,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Connects as root, sends a startup message, returns the socket and the first reply.
 fn start_session(socket_path: &str, msg: &[u8]) -> (std::os::fd::OwnedFd, Reply) {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    connect(
-        fd.as_raw_fd(),
-        &UnixAddr::new(socket_path).expect("address"),
-    )
-    .expect("connect");
+    let fd = connect_seqpacket(socket_path).expect("connect");
     send(fd.as_raw_fd(), msg, MsgFlags::empty()).expect("send");
     let mut buf = [0u8; 1024];
     let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("recv");
@@ -162,20 +151,9 @@ fn main() {
     // session), inside a namespace of its own so that no tun appears on the host.
     let ns = Netns::create("bench");
     let instance = unique_instance();
+    let log = dir.join(&format!("service-{instance}.log"));
     let mut service = Service::start_with(&dir, &settings, &instance, |cmd| {
-        let mut wrapped = ns.command(cmd.get_program());
-        wrapped.args(cmd.get_args());
-        let log = dir.join(&format!("service-{instance}.log"));
-        let file = std::fs::File::options()
-            .append(true)
-            .open(log)
-            .expect("service log");
-        wrapped
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(file.try_clone().expect("dup"))
-            .stderr(file);
-        wrapped
+        in_namespace(&ns, &cmd, &log, "info")
     });
     let socket_path = service.socket.display().to_string();
     let pid = service.pid();

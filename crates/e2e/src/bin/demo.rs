@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use openvpnserv_e2e::netns::Topology;
 use openvpnserv_e2e::openvpn::{client_config, Pushes, Server};
-use openvpnserv_e2e::service::{binary, Service, TestDir};
+use openvpnserv_e2e::service::{binary, in_namespace, Service, TestDir};
 use openvpnserv_e2e::users::TestUser;
 
 fn say(text: &str) {
@@ -76,20 +76,9 @@ fn main() {
         config_dir.display(),
         hook.display()
     );
+    let log = dir.join(&format!("service-{instance}.log"));
     let service = Service::start_with(&dir, &settings, &instance, |cmd| {
-        let mut wrapped = topo.client.command(cmd.get_program());
-        wrapped.args(cmd.get_args());
-        let log = dir.join(&format!("service-{instance}.log"));
-        let file = std::fs::File::options()
-            .append(true)
-            .open(log)
-            .expect("service log");
-        wrapped
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup"))
-            .stderr(file);
-        wrapped
+        in_namespace(&topo.client, &cmd, &log, "info")
     });
     println!("   listening on {}", service.socket.display());
     let before = topo.client.snapshot();

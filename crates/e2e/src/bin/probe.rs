@@ -14,9 +14,7 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{recv, send, MsgFlags};
 use openvpnserv_proto::StartupMessage;
 
 fn main() {
@@ -36,18 +34,7 @@ fn main() {
         );
         return;
     }
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    connect(
-        fd.as_raw_fd(),
-        &UnixAddr::new(path.as_str()).expect("address"),
-    )
-    .expect("connect");
+    let fd = connect_to(path).expect("connect");
     let payload = match mode.as_str() {
         "startup" => {
             Some(StartupMessage::new(args[5].clone(), args[6].clone(), args[7].clone()).encode())
@@ -98,15 +85,7 @@ fn main() {
 }
 
 fn connect_to(path: &str) -> Option<std::os::fd::OwnedFd> {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ok()?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path).ok()?).ok()?;
-    Some(fd)
+    openvpnserv_e2e::service::connect_seqpacket(path).ok()
 }
 
 /// Silent connections plus a connect-and-close flood, as an attacker would.

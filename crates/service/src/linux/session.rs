@@ -298,35 +298,25 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
 async fn read_startup(conn: &UnixSeqpacket) -> Option<StartupMessage> {
     // One more unit than allowed, so that anything longer decodes as too long. Allocated
     // only once the client has sent something, so that silent clients cost little.
-    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
-    let timed_out = || async {
-        warn!("timeout waiting for startup data");
-        send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, TIMEOUT_LABEL, "")).await;
-    };
-    match tokio::time::timeout_at(deadline, conn.as_async_fd().readable()).await {
+    let received = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        // Dropping the readiness guard keeps the readiness for the read below.
+        drop(conn.as_async_fd().readable().await?);
+        let mut buf = vec![0u8; (MAX_UNITS + 1) * 2];
+        let n = conn.recv(&mut buf).await?;
+        Ok::<_, std::io::Error>((buf, n))
+    })
+    .await;
+    let (mut buf, n) = match received {
         Err(_) => {
-            timed_out().await;
+            warn!("timeout waiting for startup data");
+            send_reply(conn, &Reply::error(ERROR_STARTUP_DATA, TIMEOUT_LABEL, "")).await;
             return None;
         }
         Ok(Err(e)) => {
             warn!("could not read startup data: {e}");
             return None;
         }
-        // Dropping the guard keeps the readiness for the read below.
-        Ok(Ok(_ready)) => {}
-    }
-    let mut buf = vec![0u8; (MAX_UNITS + 1) * 2];
-    let received = tokio::time::timeout_at(deadline, conn.recv(&mut buf)).await;
-    let n = match received {
-        Err(_) => {
-            timed_out().await;
-            return None;
-        }
-        Ok(Err(e)) => {
-            warn!("could not read startup data: {e}");
-            return None;
-        }
-        Ok(Ok(n)) => n,
+        Ok(Ok(read)) => read,
     };
     if n == 0 {
         // A client that connected and closed (or sent an empty message): cheap and quiet,
