@@ -76,23 +76,25 @@ impl Lab {
         path.display().to_string()
     }
 
-    /// `iservice connect vpn.conf -instance interactive <id> --non-interactive …` as the
-    /// user, inside the client namespace.
-    fn iservice(&self, extra: &[&str]) -> Command {
+    /// `iservice connect vpn.conf -instance interactive <id>` as the user, inside the client
+    /// namespace.
+    fn connect_as_user(&self) -> Command {
         let mut cmd = self.vpn.topo.client.command("setpriv");
         cmd.args(["--reuid", &self.vpn.user.uid.to_string()])
             .args(["--regid", &self.vpn.user.gid.to_string(), "--init-groups"])
             .arg(binary("iservice"))
             .arg("connect")
             .arg(self.config())
-            .args([
-                "-instance",
-                "interactive",
-                &self.vpn.instance,
-                "--non-interactive",
-            ])
+            .args(["-instance", "interactive", &self.vpn.instance])
+            .env("XDG_RUNTIME_DIR", &self.runtime);
+        cmd
+    }
+
+    /// The same with `--non-interactive` and pipes.
+    fn iservice(&self, extra: &[&str]) -> Command {
+        let mut cmd = self.connect_as_user();
+        cmd.arg("--non-interactive")
             .args(extra)
-            .env("XDG_RUNTIME_DIR", &self.runtime)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -319,4 +321,115 @@ fn username_and_password_right_then_wrong() {
     assert!(started.elapsed() < Duration::from_secs(45));
     lab.vpn.wait_undone(2);
     assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
+}
+
+/// What a terminal showed, read on a thread from the pty's master side.
+struct Terminal {
+    master: std::fs::File,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    /// Runs `cmd` as the leader of a new session whose controlling terminal is a fresh pty,
+    /// as a login shell would: `/dev/tty`, echo and Ctrl-C work as for a person at a keyboard.
+    fn spawn(mut cmd: Command) -> (Self, Child) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let master = std::fs::File::from(pty.master);
+        let master_fd = master.as_raw_fd();
+        // SAFETY: only async-signal-safe calls between fork and exec: close, setsid, ioctl.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::close(master_fd);
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once every slave side is closed: the end.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (Self { master, shown }, child)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.shown.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the screen shows `needle` after byte `from`; returns where it ends.
+    fn wait_for(&self, needle: &str, from: usize, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.text();
+            if let Some(at) = text.get(from..).and_then(|t| t.find(needle)) {
+                return from + at + needle.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {needle:?} within {limit:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Keys typed at the keyboard.
+    fn type_keys(&self, keys: &str) {
+        use std::io::Write;
+        (&self.master).write_all(keys.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, the service and real openvpn (e2e stage)"]
+fn terminal_prompts_hide_the_password_and_ctrl_c_from_the_keyboard_disconnects() {
+    let lab = Lab::new(true);
+    let before = lab.vpn.snapshot();
+    // As a person runs it: no --non-interactive, no --json, a terminal on every stdio.
+    let mut cmd = lab.connect_as_user();
+    cmd.env("TERM", "xterm");
+    let (term, child) = Terminal::spawn(cmd);
+    let limit = Duration::from_secs(30);
+
+    // The user name is typed with echo, the password without.
+    let at = term.wait_for("Username: ", 0, limit);
+    term.type_keys("alice\r");
+    let at = term.wait_for("alice", at, limit);
+    let at = term.wait_for("Password: ", at, limit);
+    term.type_keys("correct horse\r");
+    let at = term.wait_for("CONNECTED", at, limit);
+    assert!(
+        term.text().contains("10.8.0.2"),
+        "the pushed address is shown:\n{}",
+        term.text()
+    );
+    assert!(lab.vpn.tun().is_some());
+
+    // Ctrl-C typed at the terminal: the line discipline sends SIGINT to iservice, which stops
+    // openvpn through the management interface.
+    term.type_keys("\x03");
+    term.wait_for("disconnecting (interrupt)", at, limit);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{}", term.text());
+    lab.vpn.wait_undone(1);
+    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
+    assert_eq!(lab.runtime_entries(), 0, "password file left");
+    let screen = term.text();
+    assert!(
+        !screen.contains("correct horse"),
+        "the password was echoed or shown:\n{screen}"
+    );
 }
