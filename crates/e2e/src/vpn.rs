@@ -37,6 +37,9 @@ pub enum Openvpn {
     Real,
     /// The fake openvpn (`fake-openvpn`), driven by the directives in its config file.
     Fake,
+    /// The fake openvpn saying its build takes `--iproute` (as a build with
+    /// `--enable-iproute2` does), so the service runs it in that mode.
+    FakeIproute,
 }
 
 /// What a test's world is made of.
@@ -118,8 +121,13 @@ impl Vpn {
         std::fs::copy(binary("openvpnserv-hook"), &hook).expect("copy the hook");
         let exe = match setup.openvpn {
             Openvpn::Real => PathBuf::from("/usr/sbin/openvpn"),
-            Openvpn::Fake => {
-                let fake = dir.join("fake-openvpn");
+            Openvpn::Fake | Openvpn::FakeIproute => {
+                let name = if setup.openvpn == Openvpn::Fake {
+                    "fake-openvpn"
+                } else {
+                    "fake-openvpn-iproute"
+                };
+                let fake = dir.join(name);
                 std::fs::copy(binary("fake-openvpn"), &fake).expect("copy the fake openvpn");
                 fake
             }

@@ -19,10 +19,19 @@
 //! hook up                   send the requests openvpnserv-hook sends for this script hook
 //!                           (up, route-up, route-pre-down, down), each after the ack of the
 //!                           one before; without an ack (the service is gone) exit with 1
+//! ip link set dev tunX up   run the `--iproute` program with these `ip` words, as an
+//!                           openvpn built with `--enable-iproute2` does (`tunX` is the tun)
+//! script up                 run the `--up` (`--route-up`, …) command as openvpn runs it
+//! after-term                the steps below run after SIGTERM (openvpn's teardown)
 //! ```
 //!
+//! `ip` and `script` run the real programs the service appended, with the environment
+//! openvpn gives them: its own, the `env` entries and every `--setenv`. Their exit codes are
+//! recorded in `commands`.
+//!
 //! `--version` prints a version line like openvpn's (the service reads it at start) and
-//! exits. SIGTERM ends the hooks between two requests.
+//! exits; a copy named `…-iproute` says its build takes `--iproute`. SIGTERM ends the hooks
+//! between two requests.
 //!
 //! The record is written atomically (temp file + rename) to `<record>.started` before the
 //! channel is used and to `<record>` after, before waiting, so tests can read it while the
@@ -60,6 +69,8 @@ struct Record {
     fds: BTreeMap<i32, String>,
     stdin: String,
     acks: Vec<Option<(i32, u32, usize)>>,
+    /// What `ip` and `script` ran, with the exit code (-1: could not run or killed).
+    commands: Vec<(String, i32)>,
 }
 
 fn read_stdin() -> String {
@@ -147,6 +158,31 @@ enum Step {
     Touch(String),
     /// Sleep a random time in this range (ms).
     Delay(u64, u64),
+    /// Run the `--iproute` program with these words.
+    Ip(Vec<String>),
+    /// Run a script hook's command.
+    Script(Phase),
+}
+
+/// Runs `program` as openvpn runs its `--iproute` program and scripts; returns what it ran
+/// and its exit code.
+fn run_program(program: &[String], args: &[String], env: &Env, setenv: &Env) -> (String, i32) {
+    let line = program
+        .iter()
+        .chain(args)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some((exe, own)) = program.split_first() else {
+        return (line, -1);
+    };
+    let status = std::process::Command::new(exe)
+        .args(own)
+        .args(args)
+        .envs(env)
+        .envs(setenv)
+        .status();
+    (line, status.ok().and_then(|s| s.code()).unwrap_or(-1))
 }
 
 /// How the hook steps behave.
@@ -198,7 +234,13 @@ struct Plan {
     ignore_term: bool,
     sleep_ms: u64,
     steps: Vec<Step>,
+    /// Steps after SIGTERM.
+    term_steps: Vec<Step>,
     hook: HookSetup,
+    /// `--setenv` pairs.
+    setenv: Env,
+    /// The `--iproute` program and the script commands, split into words.
+    programs: BTreeMap<String, Vec<String>>,
 }
 
 fn plan(directives: &str, argv: &[String]) -> Plan {
@@ -209,6 +251,9 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
         ignore_term: false,
         sleep_ms: 0,
         steps: Vec::new(),
+        term_steps: Vec::new(),
+        setenv: Env::new(),
+        programs: BTreeMap::new(),
         hook: HookSetup {
             env: Env::new(),
             options: Options::default(),
@@ -219,15 +264,36 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
     if let Some(dev) = argv.windows(2).rev().find(|w| w[0] == "--dev") {
         p.hook.env.insert("dev".into(), dev[1].clone());
     }
+    for (i, a) in argv.iter().enumerate() {
+        match a.as_str() {
+            "--setenv" if i + 2 < argv.len() => {
+                p.setenv.insert(argv[i + 1].clone(), argv[i + 2].clone());
+            }
+            "--iproute" | "--up" | "--route-up" | "--route-pre-down" | "--down"
+                if i + 1 < argv.len() =>
+            {
+                let words = argv[i + 1].split_whitespace().map(String::from).collect();
+                p.programs.insert(a[2..].to_owned(), words);
+            }
+            _ => {}
+        }
+    }
+    let dev = p.hook.env.get("dev").cloned().unwrap_or_default();
+    let mut after_term = false;
     for line in directives.lines() {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        let steps = if after_term {
+            &mut p.term_steps
+        } else {
+            &mut p.steps
+        };
         match key {
             "record" => p.record_path = Some(value.to_owned()),
             "exit" => p.exit_code = value.parse().unwrap_or(1),
             "wait" => p.wait = true,
             "ignore-term" => p.ignore_term = true,
             "sleep-ms" => p.sleep_ms = value.parse().unwrap_or(0),
-            "send" if value == "register_dns" => p.steps.push(Step::Send(
+            "send" if value == "register_dns" => steps.push(Step::Send(
                 Codec::NATIVE
                     .encode(&Envelope {
                         message_id: 7,
@@ -235,7 +301,7 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
                     })
                     .unwrap_or_default(),
             )),
-            "send-hex" => p.steps.push(Step::Send(hex(value))),
+            "send-hex" => steps.push(Step::Send(hex(value))),
             "env" => {
                 let (k, v) = value.split_once(' ').unwrap_or((value, ""));
                 p.hook.env.insert(k.to_owned(), v.to_owned());
@@ -245,18 +311,35 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
                 let mut w = value.split_whitespace().map(|n| n.parse().unwrap_or(0));
                 p.hook.pause_ms = (w.next().unwrap_or(0), w.next().unwrap_or(0));
             }
-            "touch" => p.steps.push(Step::Touch(value.to_owned())),
+            "touch" => steps.push(Step::Touch(value.to_owned())),
             "delay-ms" => {
                 let mut w = value.split_whitespace().map(|n| n.parse().unwrap_or(0));
                 let lo = w.next().unwrap_or(0);
-                p.steps
-                    .push(Step::Delay(lo, w.next().unwrap_or(lo).max(lo)));
+                steps.push(Step::Delay(lo, w.next().unwrap_or(lo).max(lo)));
             }
             "hook" => {
                 if let Some(phase) = Phase::parse(value) {
-                    p.steps.push(Step::Hook(phase));
+                    steps.push(Step::Hook(phase));
                 }
             }
+            "ip" => steps.push(Step::Ip(
+                value
+                    .split_whitespace()
+                    .map(|w| {
+                        if w == "tunX" {
+                            dev.clone()
+                        } else {
+                            w.to_owned()
+                        }
+                    })
+                    .collect(),
+            )),
+            "script" => {
+                if let Some(phase) = Phase::parse(value) {
+                    steps.push(Step::Script(phase));
+                }
+            }
+            "after-term" => after_term = true,
             _ => {}
         }
     }
@@ -266,8 +349,18 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.iter().any(|a| a == "--version") {
-        // What the service looks for: this build takes no --iproute.
-        println!("OpenVPN 2.6 fake-openvpn (openvpnserv end-to-end tests)\nenable_iproute2=no");
+        // What the service looks for: whether this build takes --iproute.
+        let iproute = std::env::current_exe()
+            .ok()
+            .and_then(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().ends_with("-iproute"))
+            })
+            .unwrap_or(false);
+        let yes_no = if iproute { "yes" } else { "no" };
+        println!(
+            "OpenVPN 2.6 fake-openvpn (openvpnserv end-to-end tests)\nenable_iproute2={yes_no}"
+        );
         return;
     }
     let config = argv
@@ -278,16 +371,9 @@ fn main() {
         .as_deref()
         .and_then(|c| std::fs::read_to_string(c).ok())
         .unwrap_or_default();
-    let Plan {
-        record_path,
-        exit_code,
-        wait,
-        ignore_term,
-        sleep_ms,
-        steps,
-        hook,
-    } = plan(&directives, &argv);
-    let handler = if ignore_term {
+    let plan = plan(&directives, &argv);
+    let record_path = plan.record_path.clone();
+    let handler = if plan.ignore_term {
         libc::SIG_IGN
     } else {
         on_term as *const () as usize
@@ -323,19 +409,51 @@ fn main() {
     if record_path.is_some() {
         record.stdin = read_stdin();
     }
-    let write = |record: &Record, path: &str| {
-        let tmp = format!("{path}.tmp");
-        if let Ok(json) = serde_json::to_vec_pretty(record) {
-            if std::fs::write(&tmp, json).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
-        }
-    };
     // What it saw at start, before talking on the channel (which may get it killed).
     if let Some(path) = &record_path {
-        write(&record, &format!("{path}.started"));
+        write_record(&record, &format!("{path}.started"));
     }
-    for step in &steps {
+    if !run_steps(&plan.steps, &plan, &mut record) {
+        // openvpn whose service is gone (or that was told to stop) ends.
+        std::process::exit(1);
+    }
+    if let Some(path) = &record_path {
+        write_record(&record, path);
+    }
+    if plan.wait {
+        while !TERMINATED.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(path) = &record_path {
+            let _ = std::fs::write(format!("{path}.terminated"), b"SIGTERM");
+        }
+        if !plan.term_steps.is_empty() {
+            let done = run_steps(&plan.term_steps, &plan, &mut record);
+            if let Some(path) = &record_path {
+                write_record(&record, &format!("{path}.teardown"));
+            }
+            if !done {
+                std::process::exit(1);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(plan.sleep_ms));
+    std::process::exit(plan.exit_code);
+}
+
+/// Writes the record atomically (temp file + rename).
+fn write_record(record: &Record, path: &str) {
+    let tmp = format!("{path}.tmp");
+    if let Ok(json) = serde_json::to_vec_pretty(record) {
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+/// Runs `steps`; false when a hook lost the service (the record is written then).
+fn run_steps(steps: &[Step], plan: &Plan, record: &mut Record) -> bool {
+    for step in steps {
         match step {
             Step::Send(bytes) => record.acks.push(exchange(bytes, 3000)),
             Step::Touch(path) => {
@@ -345,27 +463,29 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(fastrand::u64(*lo..=*hi)));
             }
             Step::Hook(phase) => {
-                if !run_hook(*phase, &hook, &mut record.acks) {
-                    // openvpn whose service is gone (or that was told to stop) ends.
-                    if let Some(path) = &record_path {
-                        write(&record, path);
+                if !run_hook(*phase, &plan.hook, &mut record.acks) {
+                    if let Some(path) = &plan.record_path {
+                        write_record(record, path);
                     }
-                    std::process::exit(1);
+                    return false;
                 }
+            }
+            Step::Ip(words) => {
+                let program = plan.programs.get("iproute").cloned().unwrap_or_default();
+                record
+                    .commands
+                    .push(run_program(&program, words, &plan.hook.env, &plan.setenv));
+            }
+            Step::Script(phase) => {
+                let program = plan.programs.get(phase.name()).cloned().unwrap_or_default();
+                let mut env = plan.hook.env.clone();
+                env.insert("script_type".into(), phase.name().to_owned());
+                let dev = env.get("dev").cloned().unwrap_or_default();
+                record
+                    .commands
+                    .push(run_program(&program, &[dev], &env, &plan.setenv));
             }
         }
     }
-    if let Some(path) = &record_path {
-        write(&record, path);
-    }
-    if wait {
-        while !TERMINATED.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Some(path) = &record_path {
-            let _ = std::fs::write(format!("{path}.terminated"), b"SIGTERM");
-        }
-    }
-    std::thread::sleep(Duration::from_millis(sleep_ms));
-    std::process::exit(exit_code);
+    true
 }
