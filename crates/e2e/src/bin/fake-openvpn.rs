@@ -35,7 +35,7 @@
 //!
 //! The record is written atomically (temp file + rename) to `<record>.started` before the
 //! channel is used and to `<record>` after, before waiting, so tests can read it while the
-//! process runs.
+//! process runs; after the `after-term` steps, to `<record>.teardown`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
