@@ -45,7 +45,19 @@ if want e2e; then
     # The tests start these binaries; build them first.
     cargo build --quiet -p openvpnserv -p openvpnserv-e2e -p iservice --bins
     # Root-only tests are #[ignore]d in normal runs; here they run, one at a time.
+    before=$(scripts/leftovers.sh)
     cargo test --quiet -p openvpnserv-e2e -- --ignored --test-threads=1
+    # Every user, group, namespace, link, directory and process the tests made is gone.
+    new=$(scripts/leftovers.sh | grep -vxF -e "$before" || true)
+    if [ -n "$before" ]; then
+        echo "note: left from before this run (not counted):"
+        echo "$before"
+    fi
+    if [ -n "$new" ]; then
+        echo "the end-to-end tests left these behind:" >&2
+        echo "$new" >&2
+        exit 1
+    fi
 fi
 
 if want fuzz; then

@@ -107,9 +107,41 @@ impl TestUser {
 }
 
 impl Drop for TestUser {
+    /// Removes the user. A test may end while processes still run as the user (a session's
+    /// openvpn under a service that is dropped later); the user exists only for this test,
+    /// so those processes are the test's own: they are ended by pid and the removal retried.
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
+        let mut why = String::new();
+        for _ in 0..50 {
+            match Command::new("userdel").arg(&self.name).output() {
+                Ok(out) if out.status.success() => return,
+                Ok(out) => why = String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => why = e.to_string(),
+            }
+            for pid in processes_of(self.uid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("could not remove the test user {}: {why}", self.name);
     }
+}
+
+/// The pids of processes whose owner is `uid`.
+fn processes_of(uid: u32) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (e.metadata().ok()?.uid() == uid).then_some(pid)
+        })
+        .collect()
 }
 
 /// A command that runs with `uid`, `gid` and the groups of `name` from the group database.
