@@ -14,4 +14,6 @@ done
 for uid in $(getent passwd | grep '^ovse2e' | cut -d: -f3); do
     pgrep -u "$uid" | sed "s/^/process of uid $uid: /"
 done
+# Services, openvpn and fakes started from the tests' directories (after their user is gone).
+pgrep -af 'ovse2e|fake-openvpn' | sed 's/^/process /'
 exit 0
