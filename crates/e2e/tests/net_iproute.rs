@@ -34,7 +34,8 @@ ip -6 route add 3000::/4 dev tunX
 ip -6 route add fc00::/7 dev tunX
 script route-up";
 
-/// What a user's own `--iproute`-era trickery might ask for; each must be refused.
+/// What the user's own program in openvpn's place could ask the hook for: changes to the
+/// underlay, routes via it, a second pinned host route; each must be refused.
 const HOSTILE: &str = "\
 ip addr add dev veth-c 10.99.0.1/24
 ip route add 10.55.0.0/16 via 10.200.0.1
