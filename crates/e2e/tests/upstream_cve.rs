@@ -17,8 +17,13 @@ fn still_serving(fx: &Fixture, user: &TestUser) {
     as_user(fx, user, &start(&fx.config_dir(), "--config ok.ovpn", "")).pid();
 }
 
-fn option_refused(fx: &Fixture, user: &TestUser, options: &str, token: &str) {
-    let text = refusal_text(&as_user(fx, user, &start(&fx.config_dir(), options, "")));
+/// A normal user asking for `options` (which name `ok.ovpn`) gets upstream's text for an
+/// option that needs an administrator, naming `token`.
+fn option_refused(options: &str, token: &str) {
+    let fx = Fixture::new("");
+    let user = TestUser::create(&[]);
+    fx.config("ok.ovpn", "exit 0");
+    let text = refusal_text(&as_user(&fx, &user, &start(&fx.config_dir(), options, "")));
     assert!(
         text.starts_with(&format!(
             "You have specified an option ({token}) that may be used only with admin approval"
@@ -103,15 +108,7 @@ fn cve_2024_24974_no_remote_access() {
 #[test]
 #[ignore = "needs root: creates users and runs the service (e2e stage)"]
 fn cve_2024_27903_plugin_is_refused() {
-    let fx = Fixture::new("");
-    let user = TestUser::create(&[]);
-    fx.config("ok.ovpn", "exit 0");
-    option_refused(
-        &fx,
-        &user,
-        "--config ok.ovpn --plugin /tmp/evil.so",
-        "--plugin",
-    );
+    option_refused("--config ok.ovpn --plugin /tmp/evil.so", "--plugin");
 }
 
 /// Spec: any user could create another instance of the service pipe. Here the socket lives in
@@ -287,12 +284,7 @@ fn cve_2025_13751_session_limit_is_answered() {
 #[test]
 #[ignore = "needs root: creates users and runs the service (e2e stage)"]
 fn cve_2026_63649_setenv_opt_is_refused() {
-    let fx = Fixture::new("");
-    let user = TestUser::create(&[]);
-    fx.config("ok.ovpn", "exit 0");
     option_refused(
-        &fx,
-        &user,
         "--config ok.ovpn --setenv opt plugin /tmp/evil.so",
         "--setenv",
     );
