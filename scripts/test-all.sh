@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STAGES="${STAGES:-lint unit wine e2e fuzz}"
 started=$(date +%s)
+# A one-off build gains nothing from incremental caches; they only cost disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 stage() { printf '\n======== %s ========\n' "$*"; }
 want() { [[ " $STAGES " == *" $1 "* ]]; }
