@@ -13,7 +13,7 @@ use iservice::connect::{
     run, Credentials, Event, LaunchPlan, Outcome, PasswordSource, RunOptions, Sink,
 };
 use iservice::service::{self, Endpoint};
-use iservice::ui::{can_prompt, JsonSink, TerminalPrompter, TerminalSink};
+use iservice::ui::{can_prompt, JsonSink, TerminalPrompter, TerminalRestore, TerminalSink};
 use openvpnserv_settings::Instance;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
@@ -102,7 +102,12 @@ fn main() -> ExitCode {
     } else {
         Box::new(TerminalSink::new(args.verbose))
     };
+    let terminal = TerminalRestore::save();
     let outcome = runtime.block_on(connect(&args, sink.as_mut()));
+    // A prompt may still wait for a line on its blocking thread (the command ended while it
+    // asked, e.g. by Ctrl-C): do not wait for it. The process ends, and the thread with it.
+    runtime.shutdown_background();
+    drop(terminal);
     ExitCode::from(outcome.code())
 }
 

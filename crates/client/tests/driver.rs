@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use iservice::connect::options::free_loopback_port;
 use iservice::connect::{
-    run, Answer, Event, LaunchPlan, Outcome, PasswordSource, PromptRequest, Prompter, RunOptions,
-    Sink,
+    run, Answer, Event, LaunchPlan, NeedAnswer, Outcome, PasswordSource, PromptRequest, Prompter,
+    RunOptions, Sink,
 };
+use iservice::mgmt::NeedRequest;
 use iservice::service::testing::{ScriptedTransport, Step};
 use iservice::Reply;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -235,6 +236,126 @@ async fn impostor_on_the_management_port_gets_nothing() {
         panic!()
     };
     assert!(message.contains("is not openvpn"), "{message}");
+}
+
+/// Confirms every `>NEED-OK:` and counts the questions.
+#[derive(Default)]
+struct Confirms(Mutex<Vec<NeedRequest>>);
+
+impl Prompter for Confirms {
+    fn ask(&self, _request: &PromptRequest) -> Result<Answer, String> {
+        Err("no credentials here".into())
+    }
+
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
+        self.0.lock().unwrap().push(request.clone());
+        Ok(NeedAnswer::Ok)
+    }
+}
+
+/// A management peer that logs in, asks for a token and reports what the client sent after
+/// the setup commands: one line, and when that was `needok`, the line after CONNECTED and
+/// Ctrl-C (sent through `interrupt`).
+async fn token_peer(listener: TcpListener, interrupt: mpsc::UnboundedSender<()>) -> Vec<String> {
+    let (stream, _) = listener.accept().await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"ENTER PASSWORD:").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "MgmtPw");
+    write
+        .write_all(b"SUCCESS: password is correct\r\n")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let line = lines.next_line().await.unwrap().unwrap();
+        let reply: &[u8] = if line.ends_with("all") {
+            b"SUCCESS: on\r\nEND\r\n"
+        } else {
+            b"SUCCESS: ok\r\n"
+        };
+        write.write_all(reply).await.unwrap();
+    }
+    write
+        .write_all(b">NEED-OK:Need 'token-insertion-request' confirmation MSG:Insert token\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![lines.next_line().await.unwrap().unwrap()];
+    if got[0].starts_with("needok") {
+        write
+            .write_all(b"SUCCESS: needok command succeeded\r\n>STATE:1,CONNECTED,SUCCESS,10.8.0.2,10.0.0.1,1194,,\r\n")
+            .await
+            .unwrap();
+        interrupt.send(()).unwrap();
+        got.push(lines.next_line().await.unwrap().unwrap());
+    }
+    write
+        .write_all(b"SUCCESS: signal SIGTERM thrown\r\n>STATE:2,EXITING,SIGTERM,,,,,\r\n")
+        .await
+        .unwrap();
+    got
+}
+
+/// `>NEED-OK:` goes to the prompter and its answer back to openvpn as `needok`; a prompter
+/// that cannot answer (the trait's default) makes the client stop openvpn instead of
+/// leaving it blocked.
+#[tokio::test]
+async fn need_ok_reaches_the_prompter_or_stops_openvpn() {
+    for confirm in [true, false] {
+        let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+            panic!()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let peer = tokio::spawn(token_peer(listener, tx));
+        let transport = ScriptedTransport::new([
+            Step::Message(Reply::Pid(own_pid()).encode()),
+            Step::Delay(Duration::from_secs(3600)),
+        ]);
+        let mut sink = Recorder::default();
+        let confirms = Arc::new(Confirms::default());
+        let prompter: Arc<dyn Prompter> = if confirm {
+            confirms.clone()
+        } else {
+            Arc::new(Alice::default())
+        };
+        let outcome = run(
+            transport,
+            &plan(addr),
+            &quick(),
+            &mut sink,
+            prompter,
+            &mut rx,
+        )
+        .await;
+        let got = peer.await.unwrap();
+        let events = sink.events();
+        assert!(events.contains(&Event::Question {
+            name: "token-insertion-request".into(),
+            message: "Insert token".into(),
+            input: false,
+        }));
+        if confirm {
+            assert_eq!(
+                got,
+                ["needok \"token-insertion-request\" ok", "signal SIGTERM"]
+            );
+            assert_eq!(confirms.0.lock().unwrap().len(), 1);
+            assert_eq!(outcome, Outcome::Disconnected);
+        } else {
+            assert_eq!(got, ["signal SIGTERM"]);
+            assert_eq!(outcome, Outcome::OpenvpnFailed);
+            let Some(Event::Exit { message, .. }) = events.last() else {
+                panic!()
+            };
+            assert!(
+                message.contains("'token-insertion-request'")
+                    && message.contains("cannot answer such questions"),
+                "{message}"
+            );
+        }
+    }
 }
 
 #[test]

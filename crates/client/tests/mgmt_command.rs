@@ -55,6 +55,30 @@ fn commands_table() {
             "password \"Auth\" \"\"\n",
             Expect::Status,
         ),
+        (
+            Command::NeedOk {
+                name: "token-insertion-request",
+                ok: true,
+            },
+            "needok \"token-insertion-request\" ok\n",
+            Expect::Status,
+        ),
+        (
+            Command::NeedOk {
+                name: "token-insertion-request",
+                ok: false,
+            },
+            "needok \"token-insertion-request\" cancel\n",
+            Expect::Status,
+        ),
+        (
+            Command::NeedStr {
+                name: "pkcs11-id-request",
+                value: r#"pkcs11:id="1" x\y"#,
+            },
+            "needstr \"pkcs11-id-request\" \"pkcs11:id=\\\"1\\\" x\\\\y\"\n",
+            Expect::Status,
+        ),
     ];
     for (command, want, expect) in cases {
         assert_eq!(text(&command), (want.to_owned(), expect), "{command:?}");
@@ -69,6 +93,20 @@ fn control_characters_are_refused() {
             Command::Password {
                 kind: "Auth",
                 value
+            }
+            .encode()
+            .unwrap_err(),
+            CommandError::ControlCharacter
+        );
+        assert_eq!(
+            Command::NeedStr { name: "n", value }.encode().unwrap_err(),
+            CommandError::ControlCharacter
+        );
+        // The name comes from openvpn's notification; it is checked like a value.
+        assert_eq!(
+            Command::NeedOk {
+                name: value,
+                ok: true
             }
             .encode()
             .unwrap_err(),

@@ -64,6 +64,11 @@ fn every_event_kind_matches() {
             username: true,
             challenge: None,
         },
+        Event::Question {
+            name: "token-insertion-request".into(),
+            message: "Please insert your token".into(),
+            input: false,
+        },
         Event::AuthFailed {
             kind: "Auth".into(),
             retry: false,
@@ -90,6 +95,9 @@ fn every_event_kind_matches() {
         },
         Event::Stopping {
             reason: "interrupt".into(),
+        },
+        Event::Stopping {
+            reason: "unanswered".into(),
         },
         Event::Warning {
             message: "w".into(),

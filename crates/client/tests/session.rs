@@ -2,9 +2,9 @@
 //! the client's commands, prompts and events out.
 
 use iservice::connect::{
-    Action, Answer, Credentials, Event, Outcome, PromptRequest, Session, SessionConfig,
+    Action, Answer, Credentials, Event, NeedAnswer, Outcome, PromptRequest, Session, SessionConfig,
 };
-use iservice::mgmt::StaticChallenge;
+use iservice::mgmt::{NeedRequest, StaticChallenge};
 use iservice::service::ServiceEvent;
 use zeroize::Zeroizing;
 
@@ -15,6 +15,7 @@ const PASSWORD: &str = "Mgmt0Password";
 enum Seen {
     Sent(String),
     Prompt(PromptRequest),
+    Need(NeedRequest),
     Event(Event),
     Disconnect,
 }
@@ -24,6 +25,7 @@ fn drain(session: &mut Session) -> Vec<Seen> {
         .map(|a| match a {
             Action::Send(bytes) => Seen::Sent(String::from_utf8(bytes.to_vec()).unwrap()),
             Action::Prompt(p) => Seen::Prompt(p),
+            Action::Need(n) => Seen::Need(n),
             Action::Emit(e) => Seen::Event(e),
             Action::Disconnect => Seen::Disconnect,
         })
@@ -416,4 +418,171 @@ fn exit_codes_are_distinct() {
     assert_eq!(codes.len(), Outcome::ALL.len());
     assert_eq!(Outcome::Disconnected.code(), 0);
     assert!(!codes.contains(&2), "2 is clap's usage error");
+}
+
+const TOKEN: &[u8] =
+    b">NEED-OK:Need 'token-insertion-request' confirmation MSG:Please insert your token\r\n";
+
+fn token_request() -> NeedRequest {
+    NeedRequest {
+        name: "token-insertion-request".into(),
+        message: "Please insert your token".into(),
+        input: false,
+    }
+}
+
+/// `>NEED-OK:` is shown to the user; the answer goes back as `needok`, `ok` or `cancel`.
+#[test]
+fn need_ok_is_asked_and_answered() {
+    for (answer, word) in [(NeedAnswer::Ok, "ok"), (NeedAnswer::Cancel, "cancel")] {
+        let mut s = logged_in(interactive());
+        s.feed(TOKEN);
+        let seen = drain(&mut s);
+        assert_eq!(
+            events(&seen),
+            [&Event::Question {
+                name: "token-insertion-request".into(),
+                message: "Please insert your token".into(),
+                input: false,
+            }]
+        );
+        assert!(seen.contains(&Seen::Need(token_request())), "{seen:?}");
+        assert!(sent(&seen).is_empty());
+        s.answer_need(Ok(answer));
+        assert_eq!(
+            sent(&drain(&mut s)),
+            [format!("needok \"token-insertion-request\" {word}\n")]
+        );
+        s.feed(b"SUCCESS: needok command succeeded\r\n");
+        assert!(events(&drain(&mut s)).is_empty());
+        assert!(!s.stopping());
+    }
+}
+
+/// `>NEED-STR:` gets the typed line back as `needstr`, quoted.
+#[test]
+fn need_str_is_asked_and_answered() {
+    let mut s = logged_in(interactive());
+    s.feed(b">NEED-STR:Need 'name' input MSG:Please specify your name\r\n");
+    let seen = drain(&mut s);
+    assert!(seen.contains(&Seen::Need(NeedRequest {
+        name: "name".into(),
+        message: "Please specify your name".into(),
+        input: true,
+    })));
+    s.answer_need(Ok(NeedAnswer::Text(Zeroizing::new("John \"Q\"".into()))));
+    assert_eq!(
+        sent(&drain(&mut s)),
+        ["needstr \"name\" \"John \\\"Q\\\"\"\n"]
+    );
+}
+
+/// openvpn waits for ever on an unanswered question, so when there is no answer (no
+/// terminal, the prompt failed, or a `NEED-STR` was cancelled) openvpn is stopped, and the
+/// command ends as an openvpn failure that says why.
+#[test]
+fn unanswerable_questions_stop_openvpn() {
+    let mut s = logged_in(SessionConfig::default());
+    s.feed(TOKEN);
+    let seen = drain(&mut s);
+    assert!(!seen.iter().any(|x| matches!(x, Seen::Need(_))), "{seen:?}");
+    assert_eq!(sent(&seen), ["signal SIGTERM\n"]);
+    let (outcome, message) = s.facts().outcome();
+    assert_eq!(outcome, Outcome::OpenvpnFailed);
+    assert!(
+        message.contains("'token-insertion-request' (Please insert your token)")
+            && message.contains("no terminal"),
+        "{message}"
+    );
+
+    let mut s = logged_in(interactive());
+    s.feed(TOKEN);
+    drain(&mut s);
+    s.answer_need(Err("end of input".into()));
+    assert_eq!(sent(&drain(&mut s)), ["signal SIGTERM\n"]);
+    assert!(s.facts().outcome().1.contains("end of input"));
+
+    let mut s = logged_in(interactive());
+    s.feed(b">NEED-STR:Need 'name' input MSG:Name\r\n");
+    drain(&mut s);
+    s.answer_need(Ok(NeedAnswer::Cancel));
+    assert_eq!(sent(&drain(&mut s)), ["signal SIGTERM\n"]);
+    assert_eq!(s.facts().outcome().0, Outcome::OpenvpnFailed);
+}
+
+/// One question at a time: a `NEED-OK` that arrives while the user types a password waits
+/// until the password is answered; answers never cross over.
+#[test]
+fn questions_wait_their_turn() {
+    let mut s = logged_in(interactive());
+    s.feed(b">PASSWORD:Need 'Auth' username/password\r\n");
+    drain(&mut s);
+    s.feed(TOKEN);
+    let seen = drain(&mut s);
+    assert!(!seen.iter().any(|x| matches!(x, Seen::Need(_))), "{seen:?}");
+    // An answer of the wrong kind is ignored: the password prompt is still the one open.
+    s.answer_need(Ok(NeedAnswer::Ok));
+    assert!(sent(&drain(&mut s)).is_empty());
+    s.answer(Ok(answer(Some("alice"), "pw", None)));
+    let seen = drain(&mut s);
+    assert_eq!(
+        sent(&seen),
+        [
+            "username \"Auth\" \"alice\"\n",
+            "password \"Auth\" \"pw\"\n"
+        ]
+    );
+    assert!(seen.contains(&Seen::Need(token_request())), "{seen:?}");
+    s.answer_need(Ok(NeedAnswer::Ok));
+    assert_eq!(
+        sent(&drain(&mut s)),
+        ["needok \"token-insertion-request\" ok\n"]
+    );
+}
+
+/// A malformed `NEED-OK` is passed on as a notification and never answered.
+#[test]
+fn malformed_need_is_only_reported() {
+    let mut s = logged_in(interactive());
+    s.feed(b">NEED-OK:Need token confirmation\r\n");
+    let seen = drain(&mut s);
+    assert_eq!(
+        events(&seen),
+        [&Event::Notification {
+            kind: "NEED-OK".into(),
+            body: "Need token confirmation".into(),
+        }]
+    );
+    assert!(sent(&seen).is_empty());
+    assert!(!seen.iter().any(|x| matches!(x, Seen::Need(_))));
+}
+
+/// Ctrl-C while openvpn waits for a password: openvpn, stopped, exits with an error of its own
+/// ("could not read Auth username/password"); the command still ends as interrupted. Once
+/// connected, an exit error is still reported as such.
+#[test]
+fn ctrl_c_before_connecting_is_an_interrupt_whatever_openvpn_exits_with() {
+    let mut s = logged_in(interactive());
+    s.feed(b">PASSWORD:Need 'Auth' username/password\r\n");
+    drain(&mut s);
+    s.interrupt();
+    assert_eq!(sent(&drain(&mut s)), ["signal SIGTERM\n"]);
+    s.feed(b"SUCCESS: signal SIGTERM thrown\r\n>FATAL:ERROR: could not read Auth username/password/ok/string from management interface\r\n");
+    s.service_event(&ServiceEvent::Error {
+        code: 0x2000_0000,
+        function: "OpenVPN exited with error: exit code = 1".into(),
+        text: String::new(),
+    });
+    drain(&mut s);
+    assert_eq!(s.facts().outcome().0, Outcome::Interrupted);
+
+    let mut s = logged_in(interactive());
+    state(&mut s, "1,CONNECTED,SUCCESS,10.8.0.2,10.0.0.1,1194,,");
+    s.interrupt();
+    s.service_event(&ServiceEvent::Error {
+        code: 0x2000_0000,
+        function: "OpenVPN exited with error: exit code = 1".into(),
+        text: String::new(),
+    });
+    assert_eq!(s.facts().outcome().0, Outcome::OpenvpnFailed);
 }

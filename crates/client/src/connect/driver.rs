@@ -13,7 +13,8 @@ use super::event::Event;
 use super::options::LaunchPlan;
 use super::outcome::Outcome;
 use super::owner::Owner;
-use super::session::{Action, Answer, PromptRequest, Session, SessionConfig};
+use super::session::{Action, Answer, NeedAnswer, PromptRequest, Session, SessionConfig};
+use crate::mgmt::NeedRequest;
 use crate::service::{self, ServiceEvent, StartError, Timeouts, Transport};
 
 /// Where events go: a terminal display or JSON lines.
@@ -28,6 +29,19 @@ pub trait Sink: Send {
 pub trait Prompter: Send + Sync + 'static {
     /// Asks; an error says why no answer can be had.
     fn ask(&self, request: &PromptRequest) -> Result<Answer, String>;
+
+    /// Asks openvpn's `>NEED-OK:` / `>NEED-STR:` question. A prompter that cannot answer
+    /// such questions keeps this default, and openvpn is stopped rather than left waiting.
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
+        let _ = request;
+        Err("this client cannot answer such questions".to_owned())
+    }
+}
+
+/// An answer coming back from a blocking prompt.
+enum UserAnswer {
+    Credentials(Result<Answer, String>),
+    Need(Result<NeedAnswer, String>),
 }
 
 /// Timing and session settings of a run.
@@ -232,6 +246,19 @@ fn drain(session: &mut Session, report: &mut Reporter<'_>) {
     }
 }
 
+/// Runs a prompt on a blocking thread; its answer comes back through `answers`.
+fn ask_blocking(
+    prompter: &Arc<dyn Prompter>,
+    answers: &mpsc::UnboundedSender<UserAnswer>,
+    ask: impl FnOnce(&dyn Prompter) -> UserAnswer + Send + 'static,
+) {
+    let prompter = Arc::clone(prompter);
+    let answers = answers.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = answers.send(ask(prompter.as_ref()));
+    });
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn converse<T: Transport>(
     stream: TcpStream,
@@ -259,10 +286,14 @@ async fn converse<T: Transport>(
                 Action::Emit(event) => report.emit(&event),
                 Action::Prompt(request) => {
                     report.sink.prompting(true);
-                    let prompter = Arc::clone(prompter);
-                    let tx = answer_tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let _ = tx.send(prompter.ask(&request));
+                    ask_blocking(prompter, &answer_tx, move |p| {
+                        UserAnswer::Credentials(p.ask(&request))
+                    });
+                }
+                Action::Need(request) => {
+                    report.sink.prompting(true);
+                    ask_blocking(prompter, &answer_tx, move |p| {
+                        UserAnswer::Need(p.need(&request))
                     });
                 }
                 Action::Disconnect => return,
@@ -287,7 +318,10 @@ async fn converse<T: Transport>(
             },
             Some(answer) = answers.recv() => {
                 report.sink.prompting(false);
-                session.answer(answer);
+                match answer {
+                    UserAnswer::Credentials(answer) => session.answer(answer),
+                    UserAnswer::Need(answer) => session.answer_need(answer),
+                }
             }
             event = service.next_event(), if *service_open => {
                 *service_open = event != ServiceEvent::Closed;

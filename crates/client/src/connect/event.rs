@@ -75,6 +75,17 @@ pub enum Event {
         /// A challenge text shown to the user, if any.
         challenge: Option<String>,
     },
+    /// openvpn waits for the user to confirm something (`>NEED-OK:`, e.g. to insert a token)
+    /// or to type a line (`>NEED-STR:`). The client asks on the terminal, or stops openvpn
+    /// when it cannot.
+    Question {
+        /// The request's name (`token-insertion-request`, …).
+        name: String,
+        /// The text for the user.
+        message: String,
+        /// `true` when a line of text is wanted, `false` for a confirmation.
+        input: bool,
+    },
     /// Credentials were refused.
     AuthFailed {
         /// The credential kind or the server's reason.

@@ -19,4 +19,4 @@ pub use driver::{run, Prompter, RunOptions, Sink};
 pub use event::{Event, Record, EVENTS_SCHEMA};
 pub use options::{LaunchPlan, PasswordSource};
 pub use outcome::{Facts, Outcome};
-pub use session::{Action, Answer, Credentials, PromptRequest, Session, SessionConfig};
+pub use session::{Action, Answer, Credentials, NeedAnswer, PromptRequest, Session, SessionConfig};

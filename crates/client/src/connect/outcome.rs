@@ -73,13 +73,16 @@ pub struct Facts {
     pub service_error: Option<String>,
     /// openvpn's `>FATAL:` text.
     pub fatal: Option<String>,
-    /// A management-interface failure (wrong password, impostor, protocol).
+    /// A management-interface failure (wrong password, impostor, protocol, or a question
+    /// of openvpn's that could not be answered).
     pub management_error: Option<String>,
 }
 
 impl Facts {
     /// The outcome and a sentence for people. Authentication failure wins over the exit code
-    /// it causes; an exit error wins over "connected".
+    /// it causes; an exit error wins over "connected". Ctrl-C before the connection was up
+    /// wins over the exit error it causes (openvpn stopped while it waits for a password
+    /// exits with code 1).
     pub fn outcome(&self) -> (Outcome, String) {
         if self.auth_failed {
             return (
@@ -89,6 +92,12 @@ impl Facts {
         }
         if let Some(error) = &self.management_error {
             return (Outcome::OpenvpnFailed, error.clone());
+        }
+        if self.interrupted && !self.connected {
+            return (
+                Outcome::Interrupted,
+                "interrupted before the connection was up".into(),
+            );
         }
         if let Some(code) = self.exit_code {
             let why = self
@@ -110,12 +119,6 @@ impl Facts {
                 "disconnected: openvpn ended the connection"
             };
             return (Outcome::Disconnected, how.into());
-        }
-        if self.interrupted {
-            return (
-                Outcome::Interrupted,
-                "interrupted before the connection was up".into(),
-            );
         }
         let why = self
             .fatal

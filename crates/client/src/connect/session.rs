@@ -12,8 +12,8 @@ use super::event::Event;
 use super::outcome::Facts;
 use crate::mgmt::command::password_line;
 use crate::mgmt::{
-    Command, Notification, Output, Parser, PasswordRequest, Reply, ReplyStatus, Signal, StateInfo,
-    StateName, StaticChallenge,
+    Command, NeedRequest, Notification, Output, Parser, PasswordRequest, Reply, ReplyStatus,
+    Signal, StateInfo, StateName, StaticChallenge,
 };
 use crate::service::ServiceEvent;
 
@@ -113,6 +113,17 @@ pub struct Answer {
     pub response: Option<Zeroizing<String>>,
 }
 
+/// The user's answer to openvpn's `>NEED-OK:` or `>NEED-STR:` question.
+#[derive(Debug)]
+pub enum NeedAnswer {
+    /// Confirmed (`needok … ok`).
+    Ok,
+    /// Refused (`needok … cancel`; a `NEED-STR` has no refusal, so openvpn is stopped).
+    Cancel,
+    /// The line typed for a `NEED-STR`, zeroized on drop.
+    Text(Zeroizing<String>),
+}
+
 /// Something the driver must do.
 #[derive(Debug)]
 pub enum Action {
@@ -120,6 +131,9 @@ pub enum Action {
     Send(Zeroizing<Vec<u8>>),
     /// Ask the user (the answer comes back through [`Session::answer`]).
     Prompt(PromptRequest),
+    /// Ask the user openvpn's question (the answer comes back through
+    /// [`Session::answer_need`]).
+    Need(NeedRequest),
     /// Report an event.
     Emit(Event),
     /// Close the management connection: the peer cannot be trusted or used.
@@ -152,6 +166,13 @@ impl DynamicChallenge {
     }
 }
 
+/// A question for the user: one is on screen at a time, the others wait their turn.
+#[derive(Debug, Clone)]
+enum Question {
+    Credentials(PromptRequest),
+    Need(NeedRequest),
+}
+
 /// The management session.
 #[derive(Debug)]
 pub struct Session {
@@ -164,7 +185,8 @@ pub struct Session {
     stop_sent: bool,
     auth_failures: u32,
     auth_file_used: bool,
-    asking: Option<PromptRequest>,
+    asking: Option<Question>,
+    waiting: VecDeque<Question>,
     dynamic: Option<DynamicChallenge>,
     sent: VecDeque<&'static str>,
     out: VecDeque<Action>,
@@ -184,6 +206,7 @@ impl Session {
             auth_failures: 0,
             auth_file_used: false,
             asking: None,
+            waiting: VecDeque::new(),
             dynamic: None,
             sent: VecDeque::new(),
             out: VecDeque::new(),
@@ -267,8 +290,12 @@ impl Session {
 
     /// The user's answer to the last [`Action::Prompt`], or why there is none.
     pub fn answer(&mut self, answer: Result<Answer, String>) {
-        let Some(request) = self.asking.take() else {
-            return;
+        let request = match self.asking.take() {
+            Some(Question::Credentials(request)) => request,
+            other => {
+                self.asking = other;
+                return;
+            }
         };
         if self.stop_sent {
             return;
@@ -280,6 +307,45 @@ impl Session {
                 request.secret_label().to_lowercase()
             )),
         }
+        self.next_question();
+    }
+
+    /// The user's answer to the last [`Action::Need`], or why there is none.
+    pub fn answer_need(&mut self, answer: Result<NeedAnswer, String>) {
+        let request = match self.asking.take() {
+            Some(Question::Need(request)) => request,
+            other => {
+                self.asking = other;
+                return;
+            }
+        };
+        if self.stop_sent {
+            return;
+        }
+        let name = request.name.as_str();
+        match (answer, request.input) {
+            (Ok(NeedAnswer::Ok), false) => {
+                self.command("needok", &Command::NeedOk { name, ok: true });
+            }
+            (Ok(NeedAnswer::Cancel), false) => {
+                self.command("needok", &Command::NeedOk { name, ok: false });
+            }
+            (Ok(NeedAnswer::Text(value)), true) => {
+                self.command(
+                    "needstr",
+                    &Command::NeedStr {
+                        name,
+                        value: &value,
+                    },
+                );
+            }
+            (Ok(NeedAnswer::Cancel), true) => {
+                self.unanswered(&request, "the question was cancelled");
+            }
+            (Ok(_), _) => self.unanswered(&request, "the answer does not fit the question"),
+            (Err(why), _) => self.unanswered(&request, &why),
+        }
+        self.next_question();
     }
 
     fn emit(&mut self, event: Event) {
@@ -419,6 +485,14 @@ impl Session {
             Notification::Info(message) | Notification::InfoMsg(message) => {
                 self.emit(Event::Info { message });
             }
+            Notification::Need(request) => {
+                self.emit(Event::Question {
+                    name: request.name.clone(),
+                    message: request.message.clone(),
+                    input: request.input,
+                });
+                self.need(request);
+            }
             Notification::Fatal(message) => {
                 self.facts.fatal = Some(message.clone());
                 self.emit(Event::Fatal { message });
@@ -538,8 +612,68 @@ impl Session {
             ));
             return;
         }
-        self.asking = Some(request.clone());
-        self.out.push_back(Action::Prompt(request));
+        self.put(Question::Credentials(request));
+    }
+
+    fn need(&mut self, request: NeedRequest) {
+        if self.stop_sent {
+            return;
+        }
+        if !self.config.interactive {
+            self.unanswered(&request, "there is no terminal to ask on");
+            return;
+        }
+        self.put(Question::Need(request));
+    }
+
+    /// openvpn blocks until its question is answered; without an answer it would wait
+    /// forever, so it is stopped instead.
+    fn unanswered(&mut self, request: &NeedRequest, why: &str) {
+        let message = format!(
+            "openvpn waits for an answer to '{}' ({}), but {why}: stopping openvpn",
+            request.name,
+            if request.message.is_empty() {
+                "no text given"
+            } else {
+                &request.message
+            }
+        );
+        self.emit(Event::Warning {
+            message: message.clone(),
+        });
+        if self.facts.management_error.is_none() {
+            self.facts.management_error = Some(message);
+        }
+        self.stop("unanswered");
+    }
+
+    /// Shows a question now, or after the one on screen is answered.
+    fn put(&mut self, question: Question) {
+        if self.asking.is_some() {
+            self.waiting.push_back(question);
+        } else {
+            self.show(question);
+        }
+    }
+
+    fn show(&mut self, question: Question) {
+        self.out.push_back(match &question {
+            Question::Credentials(request) => Action::Prompt(request.clone()),
+            Question::Need(request) => Action::Need(request.clone()),
+        });
+        self.asking = Some(question);
+    }
+
+    fn next_question(&mut self) {
+        if self.stop_sent {
+            self.waiting.clear();
+            return;
+        }
+        if self.asking.is_none() {
+            if let Some(question) = self.waiting.pop_front() {
+                self.show(question);
+            }
+        }
     }
 
     fn give_up_auth(&mut self, why: &str) {

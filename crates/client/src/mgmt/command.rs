@@ -62,6 +62,20 @@ pub enum Command<'a> {
     },
     /// `state`: the current state.
     State,
+    /// `needok "<name>" ok|cancel`: the answer to a `>NEED-OK:` request.
+    NeedOk {
+        /// The name from the request.
+        name: &'a str,
+        /// Confirm (`ok`) or refuse (`cancel`).
+        ok: bool,
+    },
+    /// `needstr "<name>" "<value>"`: the answer to a `>NEED-STR:` request.
+    NeedStr {
+        /// The name from the request.
+        name: &'a str,
+        /// What the user typed.
+        value: &'a str,
+    },
 }
 
 impl std::fmt::Debug for Command<'_> {
@@ -75,6 +89,8 @@ impl std::fmt::Debug for Command<'_> {
             Self::ByteCount(n) => write!(f, "ByteCount({n})"),
             Self::Signal(s) => write!(f, "Signal({})", s.name()),
             Self::State => f.write_str("State"),
+            Self::NeedOk { name, ok } => write!(f, "NeedOk {{ name: {name:?}, ok: {ok} }}"),
+            Self::NeedStr { name, .. } => write!(f, "NeedStr {{ name: {name:?}, .. }}"),
         }
     }
 }
@@ -99,8 +115,15 @@ impl Command<'_> {
             Self::ByteCount(n) => plain(&mut out, &format!("bytecount {n}"), Expect::Status),
             Self::Signal(sig) => plain(&mut out, &format!("signal {}", sig.name()), Expect::Status),
             Self::State => plain(&mut out, "state", Expect::Lines),
-            Self::Username { kind, value } => credential(&mut out, "username", kind, value)?,
-            Self::Password { kind, value } => credential(&mut out, "password", kind, value)?,
+            Self::Username { kind, value } => quoted_pair(&mut out, "username", kind, value)?,
+            Self::Password { kind, value } => quoted_pair(&mut out, "password", kind, value)?,
+            Self::NeedOk { name, ok } => {
+                out.extend_from_slice(b"needok ");
+                push_quoted(&mut out, name)?;
+                out.extend_from_slice(if *ok { b" ok" } else { b" cancel" });
+                Expect::Status
+            }
+            Self::NeedStr { name, value } => quoted_pair(&mut out, "needstr", name, value)?,
         };
         out.push(b'\n');
         Ok((out, expect))
@@ -112,7 +135,7 @@ fn plain(out: &mut Vec<u8>, text: &str, expect: Expect) -> Expect {
     expect
 }
 
-fn credential(
+fn quoted_pair(
     out: &mut Vec<u8>,
     verb: &str,
     kind: &str,

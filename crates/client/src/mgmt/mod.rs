@@ -17,6 +17,6 @@ mod parser;
 
 pub use command::{Command, CommandError, Signal};
 pub use notification::{
-    LogLine, Notification, PasswordRequest, StateInfo, StateName, StaticChallenge,
+    LogLine, NeedRequest, Notification, PasswordRequest, StateInfo, StateName, StaticChallenge,
 };
 pub use parser::{Expect, Output, ParseError, Parser, Reply, ReplyStatus, MAX_LINE};

@@ -39,7 +39,11 @@ pub enum Notification {
     Fatal(String),
     /// `>INFOMSG:` — authentication-related text from the server (`CR_TEXT`, `OPEN_URL`).
     InfoMsg(String),
-    /// `>NEED-OK:` / `>NEED-STR:` and every other kind: kept as kind and body.
+    /// `>NEED-OK:Need '<name>' confirmation MSG:<text>` or
+    /// `>NEED-STR:Need '<name>' string MSG:<text>` — openvpn blocks until the user confirms
+    /// (`needok`) or types a string (`needstr`), e.g. to insert a token.
+    Need(NeedRequest),
+    /// Every other kind, and a malformed `NEED-OK`/`NEED-STR`: kept as kind and body.
     Other {
         /// The word between `>` and `:`.
         kind: String,
@@ -67,6 +71,8 @@ impl Notification {
             "INFO" => Some(Self::Info(body.to_owned())),
             "FATAL" => Some(Self::Fatal(body.to_owned())),
             "INFOMSG" => Some(Self::InfoMsg(body.to_owned())),
+            "NEED-OK" => NeedRequest::parse(body, false).map(Self::Need),
+            "NEED-STR" => NeedRequest::parse(body, true).map(Self::Need),
             _ => None,
         };
         parsed.unwrap_or_else(|| Self::Other {
@@ -86,6 +92,40 @@ fn parse_hold(body: &str) -> Notification {
             text: body.to_owned(),
             wait_hint: None,
         },
+    }
+}
+
+/// openvpn waits for the user: a confirmation (`>NEED-OK:`) or a line of text (`>NEED-STR:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedRequest {
+    /// The name to answer with (`token-insertion-request`, `pkcs11-id-request`, ...).
+    pub name: String,
+    /// The text to show the user (after `MSG:`; empty when there is none).
+    pub message: String,
+    /// `true` for `NEED-STR` (a string is wanted), `false` for `NEED-OK` (ok or cancel).
+    pub input: bool,
+}
+
+impl NeedRequest {
+    /// Parses `Need '<name>' <word> MSG:<text>`; `None` when the shape does not match. The
+    /// word is not checked: the management notes show `confirmation` and `input`, while
+    /// openvpn 2.6.14 sends `string` for `NEED-STR` (seen here with `--pkcs11-id-management`).
+    pub fn parse(body: &str, input: bool) -> Option<Self> {
+        let rest = body.strip_prefix("Need '")?;
+        let (name, rest) = rest.split_once('\'')?;
+        let rest = rest.strip_prefix(' ')?;
+        let (word, message) = match rest.split_once(' ') {
+            Some((word, after)) => (word, after.strip_prefix("MSG:")?),
+            None => (rest, ""),
+        };
+        if name.is_empty() || word.is_empty() || word.contains(':') {
+            return None;
+        }
+        Some(Self {
+            name: name.to_owned(),
+            message: message.to_owned(),
+            input,
+        })
     }
 }
 

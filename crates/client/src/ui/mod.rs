@@ -6,7 +6,7 @@ mod prompt;
 mod terminal;
 
 pub use json::JsonSink;
-pub use prompt::{can_prompt, TerminalPrompter};
+pub use prompt::{can_prompt, parse_confirmation, TerminalPrompter, TerminalRestore};
 pub use terminal::TerminalSink;
 
 /// `1.2 KiB`, `3.4 MiB`: traffic counters for people.

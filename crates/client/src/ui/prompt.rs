@@ -4,11 +4,53 @@ use std::io::{self, BufRead, Write};
 
 use zeroize::Zeroizing;
 
-use crate::connect::{Answer, PromptRequest, Prompter};
+use crate::connect::{Answer, NeedAnswer, PromptRequest, Prompter};
+use crate::mgmt::NeedRequest;
 
 /// Prompts on the controlling terminal.
 #[derive(Debug, Default)]
 pub struct TerminalPrompter;
+
+/// The terminal's settings when the command started, put back when it ends. A password
+/// prompt still waiting when the command ends (openvpn ended while the user typed) has turned
+/// echo off and is never finished, so without this the shell would be left without echo.
+#[derive(Debug)]
+pub struct TerminalRestore {
+    #[cfg(unix)]
+    saved: Option<(std::fs::File, rustix::termios::Termios)>,
+}
+
+impl TerminalRestore {
+    /// Saves the settings of the controlling terminal, if there is one.
+    pub fn save() -> Self {
+        #[cfg(unix)]
+        {
+            let saved = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")
+                .ok()
+                .and_then(|tty| {
+                    let termios = rustix::termios::tcgetattr(&tty).ok()?;
+                    Some((tty, termios))
+                });
+            Self { saved }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+}
+
+impl Drop for TerminalRestore {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some((tty, termios)) = &self.saved {
+            let _ = rustix::termios::tcsetattr(tty, rustix::termios::OptionalActions::Now, termios);
+        }
+    }
+}
 
 /// Whether there is a terminal to ask on.
 pub fn can_prompt() -> bool {
@@ -51,8 +93,27 @@ fn read_line(label: &str) -> io::Result<Zeroizing<String>> {
     Ok(line)
 }
 
+/// Reads a confirmation: Enter, `ok`, `y` or `yes` confirm; `cancel`, `n` or `no` refuse;
+/// anything else is `None` (ask again).
+pub fn parse_confirmation(line: &str) -> Option<bool> {
+    match line.trim().to_ascii_lowercase().as_str() {
+        "" | "ok" | "y" | "yes" => Some(true),
+        "cancel" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 fn read_secret(label: &str) -> io::Result<Zeroizing<String>> {
-    rpassword::prompt_password(label).map(Zeroizing::new)
+    match rpassword::prompt_password(label) {
+        // Ctrl-C while typing: the terminal is back as it was and SIGINT was raised, which
+        // reaches the command as an interrupt and ends the session (exit code 7). Returning
+        // an error here would race with it and be reported as a failed authentication, so
+        // the prompt stays open, like the line prompts, until the command ends.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => loop {
+            std::thread::park();
+        },
+        other => other.map(Zeroizing::new),
+    }
 }
 
 impl Prompter for TerminalPrompter {
@@ -75,5 +136,47 @@ impl Prompter for TerminalPrompter {
             answer.response = Some(response.map_err(fail)?);
         }
         Ok(answer)
+    }
+
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
+        let fail = |e: io::Error| format!("reading from the terminal failed: {e}");
+        let text = if request.message.is_empty() {
+            format!("openvpn asks for '{}'", request.name)
+        } else {
+            request.message.clone()
+        };
+        if request.input {
+            return read_line(&format!("{text}: "))
+                .map(NeedAnswer::Text)
+                .map_err(fail);
+        }
+        for _ in 0..3 {
+            let line =
+                read_line(&format!("{text} [Enter to confirm, or type cancel]: ")).map_err(fail)?;
+            match parse_confirmation(&line) {
+                Some(true) => return Ok(NeedAnswer::Ok),
+                Some(false) => return Ok(NeedAnswer::Cancel),
+                None => {}
+            }
+        }
+        Err("no answer was recognised (Enter or ok confirms, cancel refuses)".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_confirmation;
+
+    #[test]
+    fn confirmations() {
+        for yes in ["", "ok", "OK", " y ", "yes", "Yes\r"] {
+            assert_eq!(parse_confirmation(yes), Some(true), "{yes:?}");
+        }
+        for no in ["cancel", "CANCEL", "n", "no"] {
+            assert_eq!(parse_confirmation(no), Some(false), "{no:?}");
+        }
+        for unclear in ["okay", "nope", "y es", "1"] {
+            assert_eq!(parse_confirmation(unclear), None, "{unclear:?}");
+        }
     }
 }

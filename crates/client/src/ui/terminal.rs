@@ -103,7 +103,8 @@ impl crate::connect::Sink for TerminalSink {
                 }
                 self.set_status("starting openvpn".to_owned());
             }
-            Event::Refused { .. } | Event::PasswordRequest { .. } => {}
+            // The prompt shows these itself.
+            Event::Refused { .. } | Event::PasswordRequest { .. } | Event::Question { .. } => {}
             Event::ManagementConnected
             | Event::Hold { .. }
             | Event::Info { .. }
