@@ -444,15 +444,16 @@ fn terminal_prompts_hide_the_password_and_ctrl_c_from_the_keyboard_disconnects()
     );
 }
 
-/// The PKCS#11 module of Debian's opensc-pkcs11 (installed by scripts/setup.sh). No token is
-/// needed: with `--pkcs11-id-management` openvpn asks which certificate to use before it
-/// looks for one.
+/// The PKCS#11 module of Debian's opensc-pkcs11 (installed by scripts/setup.sh). No token or
+/// reader is needed: openvpn asks its questions before or because it finds none.
 const PKCS11_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so";
 
-/// `vpn.conf` with its certificate and key replaced by a PKCS#11 id asked through the
-/// management interface: openvpn 2.6 sends
-/// `>NEED-STR:Need 'pkcs11-id-request' string MSG:Please specify PKCS#11 id to use`.
-fn token_config(lab: &Lab) -> PathBuf {
+/// `vpn.conf` with its certificate and key replaced by a PKCS#11 certificate chosen by
+/// `how`: `pkcs11-id-management` (openvpn 2.6 sends
+/// `>NEED-STR:Need 'pkcs11-id-request' string MSG:Please specify PKCS#11 id to use`) or a
+/// `pkcs11-id` on a token that is not there (`>NEED-OK:Need 'token-insertion-request'
+/// confirmation MSG:Please insert <label> token`).
+fn token_config(lab: &Lab, how: &str) -> PathBuf {
     assert!(
         std::path::Path::new(PKCS11_MODULE).exists(),
         "{PKCS11_MODULE} is missing: run scripts/setup.sh (package opensc-pkcs11)"
@@ -463,10 +464,53 @@ fn token_config(lab: &Lab) -> PathBuf {
         .filter(|l| !l.starts_with("cert ") && !l.starts_with("key "))
         .collect();
     let providers = format!("pkcs11-providers {PKCS11_MODULE}");
-    lines.extend([providers.as_str(), "pkcs11-id-management", ""]);
+    lines.extend([providers.as_str(), how, ""]);
     let path = lab.vpn.config_dir.join("token.conf");
     std::fs::write(&path, lines.join("\n")).unwrap();
     path
+}
+
+/// `>NEED-OK:` from real openvpn 2.6 for a token that is not inserted: Enter confirms (the
+/// token is looked for again and asked for again), `cancel` refuses (openvpn gives up on the
+/// certificate and restarts), Ctrl-C ends it.
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, the service and real openvpn (e2e stage)"]
+fn a_missing_token_is_asked_for_and_ok_or_cancel_reach_openvpn() {
+    let lab = Lab::new(false);
+    let config = token_config(
+        &lab,
+        r"pkcs11-id 'OpenSC\x20Project/PKCS\x2315\x20emulated/0123456789abcdef/MyToken/45'",
+    );
+    let before = lab.vpn.snapshot();
+    let limit = Duration::from_secs(30);
+    let question = "Please insert MyToken token [Enter to confirm, or type cancel]: ";
+
+    let mut cmd = lab.connect_config_as_user(&config);
+    cmd.env("TERM", "xterm");
+    let (term, child) = Terminal::spawn(cmd);
+    let at = term.wait_for(question, 0, limit);
+    term.type_keys("\r");
+    let at = term.wait_for(question, at, limit);
+    let log = lab.vpn.client_log("vpn.conf");
+    assert!(
+        !log.contains("Cannot load certificate"),
+        "openvpn gave up after an ok:\n{log}"
+    );
+    term.type_keys("cancel\r");
+    let at = term.wait_for("RECONNECTING", at, limit);
+    term.wait_for(question, at, limit);
+    let log = lab.vpn.client_log("vpn.conf");
+    assert!(
+        log.contains("Cannot load certificate"),
+        "openvpn did not get the cancel:\n{log}\nscreen:\n{}",
+        term.text()
+    );
+    term.type_keys("\x03");
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(7), "{}", term.text());
+    lab.vpn.wait_undone(1);
+    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
+    assert_eq!(lab.runtime_entries(), 0, "password file left");
 }
 
 /// openvpn's own question (`>NEED-STR:`) from real openvpn 2.6: on a terminal the user sees
@@ -477,7 +521,7 @@ fn token_config(lab: &Lab) -> PathBuf {
 #[ignore = "needs root: namespaces, users, tun devices, the service and real openvpn (e2e stage)"]
 fn openvpns_questions_are_asked_on_the_terminal_or_stop_openvpn() {
     let lab = Lab::new(false);
-    let config = token_config(&lab);
+    let config = token_config(&lab, "pkcs11-id-management");
     let before = lab.vpn.snapshot();
     let limit = Duration::from_secs(30);
 
