@@ -17,8 +17,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 stage() { printf '\n======== %s ========\n' "$*"; }
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 
-# A whole run's builds (target/ and fuzz/target/) peak at about 4.3 GB (measured on a clean clone); with less free, a
-# compiler fails half-way with "No space left on device". Say so up front.
+# A whole run's builds (target/ and fuzz/target/) take about 4.3 GB (measured on a clean
+# clone); with less free, a compiler fails half-way with "No space left on device". Say so
+# up front.
 need_kb=$((5 * 1024 * 1024))
 free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
 if [ "${free_kb:-0}" -lt "$need_kb" ]; then
