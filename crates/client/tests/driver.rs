@@ -14,6 +14,7 @@ use iservice::mgmt::NeedRequest;
 use iservice::service::testing::{ScriptedTransport, Step};
 use iservice::Reply;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
@@ -103,37 +104,66 @@ async fn management_that_never_comes_up() {
     );
 }
 
-/// The whole conversation with a prompt answered by the prompter, then Ctrl-C.
-#[tokio::test]
-async fn prompt_connect_and_interrupt() {
+/// A management port on loopback for a scripted peer.
+async fn management_listener() -> (TcpListener, SocketAddrV4) {
     let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
         .await
         .unwrap();
     let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
         panic!()
     };
+    (listener, addr)
+}
+
+type PeerLines = tokio::io::Lines<BufReader<OwnedReadHalf>>;
+
+/// The scripted openvpn side up to the session proper: accepts the client, checks the
+/// management password, sends `after_login` with the `SUCCESS` line, and answers `setup`
+/// commands as openvpn does. Returns the connection and the commands, in arrival order.
+async fn logged_in_peer(
+    listener: TcpListener,
+    after_login: &[u8],
+    setup: usize,
+) -> (PeerLines, OwnedWriteHalf, Vec<String>) {
+    let (stream, _) = listener.accept().await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"ENTER PASSWORD:").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "MgmtPw");
+    write
+        .write_all(&[b"SUCCESS: password is correct\r\n", after_login].concat())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..setup {
+        let line = lines.next_line().await.unwrap().unwrap();
+        let reply: &[u8] = if line.ends_with("all") {
+            b"SUCCESS: on\r\nEND\r\n"
+        } else {
+            b"SUCCESS: ok\r\n"
+        };
+        write.write_all(reply).await.unwrap();
+        got.push(line);
+    }
+    (lines, write, got)
+}
+
+/// openvpn's answer to `signal SIGTERM`.
+async fn exits_on_sigterm(write: &mut OwnedWriteHalf) {
+    write
+        .write_all(b"SUCCESS: signal SIGTERM thrown\r\n>STATE:2,EXITING,SIGTERM,,,,,\r\n")
+        .await
+        .unwrap();
+}
+
+/// The whole conversation with a prompt answered by the prompter, then Ctrl-C.
+#[tokio::test]
+async fn prompt_connect_and_interrupt() {
+    let (listener, addr) = management_listener().await;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let peer = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        write.write_all(b"ENTER PASSWORD:").await.unwrap();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "MgmtPw");
-        write
-            .write_all(b"SUCCESS: password is correct\r\n>HOLD:Waiting for hold release:0\r\n")
-            .await
-            .unwrap();
-        let mut got = Vec::new();
-        for _ in 0..4 {
-            let line = lines.next_line().await.unwrap().unwrap();
-            let reply: &[u8] = if line.ends_with("all") {
-                b"SUCCESS: on\r\nEND\r\n"
-            } else {
-                b"SUCCESS: ok\r\n"
-            };
-            write.write_all(reply).await.unwrap();
-            got.push(line);
-        }
+        let (mut lines, mut write, mut got) =
+            logged_in_peer(listener, b">HOLD:Waiting for hold release:0\r\n", 4).await;
         write
             .write_all(b">PASSWORD:Need 'Auth' username/password\r\n")
             .await
@@ -146,10 +176,7 @@ async fn prompt_connect_and_interrupt() {
             .unwrap();
         tx.send(()).unwrap();
         got.push(lines.next_line().await.unwrap().unwrap());
-        write
-            .write_all(b"SUCCESS: signal SIGTERM thrown\r\n>STATE:2,EXITING,SIGTERM,,,,,\r\n")
-            .await
-            .unwrap();
+        exits_on_sigterm(&mut write).await;
         got
     });
     let transport = ScriptedTransport::new([
@@ -200,12 +227,7 @@ async fn prompt_connect_and_interrupt() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn impostor_on_the_management_port_gets_nothing() {
-    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
-        panic!()
-    };
+    let (listener, addr) = management_listener().await;
     let impostor = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         stream.write_all(b"ENTER PASSWORD:").await.unwrap();
@@ -257,24 +279,7 @@ impl Prompter for Confirms {
 /// the setup commands: one line, and when that was `needok`, the line after CONNECTED and
 /// Ctrl-C (sent through `interrupt`).
 async fn token_peer(listener: TcpListener, interrupt: mpsc::UnboundedSender<()>) -> Vec<String> {
-    let (stream, _) = listener.accept().await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    write.write_all(b"ENTER PASSWORD:").await.unwrap();
-    assert_eq!(lines.next_line().await.unwrap().unwrap(), "MgmtPw");
-    write
-        .write_all(b"SUCCESS: password is correct\r\n")
-        .await
-        .unwrap();
-    for _ in 0..3 {
-        let line = lines.next_line().await.unwrap().unwrap();
-        let reply: &[u8] = if line.ends_with("all") {
-            b"SUCCESS: on\r\nEND\r\n"
-        } else {
-            b"SUCCESS: ok\r\n"
-        };
-        write.write_all(reply).await.unwrap();
-    }
+    let (mut lines, mut write, _) = logged_in_peer(listener, b"", 3).await;
     write
         .write_all(b">NEED-OK:Need 'token-insertion-request' confirmation MSG:Insert token\r\n")
         .await
@@ -288,10 +293,7 @@ async fn token_peer(listener: TcpListener, interrupt: mpsc::UnboundedSender<()>)
         interrupt.send(()).unwrap();
         got.push(lines.next_line().await.unwrap().unwrap());
     }
-    write
-        .write_all(b"SUCCESS: signal SIGTERM thrown\r\n>STATE:2,EXITING,SIGTERM,,,,,\r\n")
-        .await
-        .unwrap();
+    exits_on_sigterm(&mut write).await;
     got
 }
 
@@ -301,12 +303,7 @@ async fn token_peer(listener: TcpListener, interrupt: mpsc::UnboundedSender<()>)
 #[tokio::test]
 async fn need_ok_reaches_the_prompter_or_stops_openvpn() {
     for confirm in [true, false] {
-        let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
-            panic!()
-        };
+        let (listener, addr) = management_listener().await;
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let peer = tokio::spawn(token_peer(listener, tx));
         let transport = ScriptedTransport::new([

@@ -114,6 +114,14 @@ impl Lab {
     fn runtime_entries(&self) -> usize {
         std::fs::read_dir(&self.runtime).unwrap().count()
     }
+
+    /// After `sessions` sessions have ended: the service undid their changes, the network is
+    /// as in `before`, and no password file is left.
+    fn assert_all_undone(&self, before: &str, sessions: usize) {
+        self.vpn.wait_undone(sessions);
+        assert_same(before, &self.vpn.snapshot(), &self.vpn);
+        assert_eq!(self.runtime_entries(), 0, "password file left");
+    }
 }
 
 /// Reads `child`'s stdout until a line contains `needle`; returns the reader and the text.
@@ -292,10 +300,8 @@ fn ctrl_c_leaves_nothing_behind() {
         eventually(Duration::from_secs(10), || !alive(pid)),
         "openvpn {pid} still runs"
     );
-    lab.vpn.wait_undone(1);
-    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
+    lab.assert_all_undone(&before, 1);
     assert!(lab.vpn.tun().is_none());
-    assert_eq!(lab.runtime_entries(), 0, "password file left");
 }
 
 #[test]
@@ -329,8 +335,7 @@ fn username_and_password_right_then_wrong() {
     );
     assert!(text.contains("authentication failed"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(45));
-    lab.vpn.wait_undone(2);
-    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
+    lab.assert_all_undone(&before, 2);
 }
 
 /// What a terminal showed, read on a thread from the pty's master side.
@@ -341,10 +346,12 @@ struct Terminal {
 
 impl Terminal {
     /// Runs `cmd` as the leader of a new session whose controlling terminal is a fresh pty,
-    /// as a login shell would: `/dev/tty`, echo and Ctrl-C work as for a person at a keyboard.
+    /// as a login shell would (`TERM=xterm`): `/dev/tty`, echo and Ctrl-C work as for a person
+    /// at a keyboard.
     fn spawn(mut cmd: Command) -> (Self, Child) {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
+        cmd.env("TERM", "xterm");
         let pty = nix::pty::openpty(None, None).unwrap();
         let slave = std::fs::File::from(pty.slave);
         cmd.stdin(slave.try_clone().unwrap())
@@ -409,9 +416,7 @@ fn terminal_prompts_hide_the_password_and_ctrl_c_from_the_keyboard_disconnects()
     let lab = Lab::new(true);
     let before = lab.vpn.snapshot();
     // As a person runs it: no --non-interactive, no --json, a terminal on every stdio.
-    let mut cmd = lab.connect_as_user();
-    cmd.env("TERM", "xterm");
-    let (term, child) = Terminal::spawn(cmd);
+    let (term, child) = Terminal::spawn(lab.connect_as_user());
     let limit = Duration::from_secs(30);
 
     // The user name is typed with echo, the password without.
@@ -434,9 +439,7 @@ fn terminal_prompts_hide_the_password_and_ctrl_c_from_the_keyboard_disconnects()
     term.wait_for("disconnecting (interrupt)", at, limit);
     let out = finish(child);
     assert_eq!(out.status.code(), Some(0), "{}", term.text());
-    lab.vpn.wait_undone(1);
-    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
-    assert_eq!(lab.runtime_entries(), 0, "password file left");
+    lab.assert_all_undone(&before, 1);
     let screen = term.text();
     assert!(
         !screen.contains("correct horse"),
@@ -485,9 +488,7 @@ fn a_missing_token_is_asked_for_and_ok_or_cancel_reach_openvpn() {
     let limit = Duration::from_secs(30);
     let question = "Please insert MyToken token [Enter to confirm, or type cancel]: ";
 
-    let mut cmd = lab.connect_config_as_user(&config);
-    cmd.env("TERM", "xterm");
-    let (term, child) = Terminal::spawn(cmd);
+    let (term, child) = Terminal::spawn(lab.connect_config_as_user(&config));
     let at = term.wait_for(question, 0, limit);
     term.type_keys("\r");
     let at = term.wait_for(question, at, limit);
@@ -508,9 +509,7 @@ fn a_missing_token_is_asked_for_and_ok_or_cancel_reach_openvpn() {
     term.type_keys("\x03");
     let out = finish(child);
     assert_eq!(out.status.code(), Some(7), "{}", term.text());
-    lab.vpn.wait_undone(1);
-    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
-    assert_eq!(lab.runtime_entries(), 0, "password file left");
+    lab.assert_all_undone(&before, 1);
 }
 
 /// openvpn's own question (`>NEED-STR:`) from real openvpn 2.6: on a terminal the user sees
@@ -525,9 +524,7 @@ fn openvpns_questions_are_asked_on_the_terminal_or_stop_openvpn() {
     let before = lab.vpn.snapshot();
     let limit = Duration::from_secs(30);
 
-    let mut cmd = lab.connect_config_as_user(&config);
-    cmd.env("TERM", "xterm");
-    let (term, child) = Terminal::spawn(cmd);
+    let (term, child) = Terminal::spawn(lab.connect_config_as_user(&config));
     let at = term.wait_for("Please specify PKCS#11 id to use: ", 0, limit);
     term.type_keys("no-such-token\r");
     let at = term.wait_for("no-such-token", at, limit);
@@ -563,9 +560,7 @@ fn openvpns_questions_are_asked_on_the_terminal_or_stop_openvpn() {
         "{message}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
-    lab.vpn.wait_undone(2);
-    assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
-    assert_eq!(lab.runtime_entries(), 0, "password file left");
+    lab.assert_all_undone(&before, 2);
 }
 
 /// The terminal comes back as it was, with echo on, however a password prompt (echo off) ends
@@ -579,9 +574,7 @@ fn a_password_prompt_cut_short_gives_the_terminal_back_with_echo() {
     let before = lab.vpn.snapshot();
     let limit = Duration::from_secs(30);
     for ctrl_c in [true, false] {
-        let mut cmd = lab.connect_as_user();
-        cmd.env("TERM", "xterm");
-        let (term, child) = Terminal::spawn(cmd);
+        let (term, child) = Terminal::spawn(lab.connect_as_user());
         let at = term.wait_for("openvpn started by the service (process ", 0, limit);
         let pid: i32 = term.text()[at..]
             .split(')')
@@ -609,8 +602,6 @@ fn a_password_prompt_cut_short_gives_the_terminal_back_with_echo() {
         let want = if ctrl_c { 7 } else { 6 };
         assert_eq!(out.status.code(), Some(want), "{}", term.text());
         assert!(echo(), "echo is still off:\n{}", term.text());
-        lab.vpn.wait_undone(1);
-        assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
-        assert_eq!(lab.runtime_entries(), 0, "password file left");
+        lab.assert_all_undone(&before, 1);
     }
 }
