@@ -2,7 +2,7 @@
 //! `.` or `..` components and no forward slashes), and acceptance implies the prefix.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use openvpnserv_policy::path_windows::{canonicalize, check, is_under};
+use openvpnserv_policy::path::windows::{canonicalize, check, is_under};
 
 const CONFIG: &str = r"C:\Program Files\OpenVPN\config\";
 

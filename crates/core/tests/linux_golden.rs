@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use openvpnserv_core::linux_dns::DnsState;
-use openvpnserv_core::linux_hook::{translate, Env, Options, Phase};
-use openvpnserv_core::linux_iproute::{describe, parse};
-use openvpnserv_core::linux_journal::{Change, Journal};
-use openvpnserv_core::linux_policy::{decide, Action, Facts, Path, Tun};
+use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::hook::{translate, Env, Options, Phase};
+use openvpnserv_core::linux::iproute::{describe, parse};
+use openvpnserv_core::linux::journal::{Change, Journal};
+use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Tun};
 use openvpnserv_proto::channel::Request;
 use openvpnserv_proto::codes::ERROR_ACCESS_DENIED;
 

@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use openvpnserv_core::linux_dns::DnsState;
-use openvpnserv_core::linux_iproute::{describe, parse};
-use openvpnserv_core::linux_journal::{self, AddressSpec, Change, Journal, Record, RouteSpec};
-use openvpnserv_core::linux_policy::{decide, Action, Facts, Path, Tun};
+use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::iproute::{describe, parse};
+use openvpnserv_core::linux::journal::{self, AddressSpec, Change, Journal, Record, RouteSpec};
+use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Tun};
 use openvpnserv_proto::channel::{
     AddressMsg, InetAddr, Interface, Request, RouteMsg, SetMtuMsg, AF_INET, AF_INET6,
 };
@@ -201,7 +201,7 @@ proptest! {
 
     #[test]
     fn journal_parsing_is_total(text in "[ -~\n]{0,400}") {
-        let (records, bad) = linux_journal::parse(&text);
+        let (records, bad) = journal::parse(&text);
         prop_assert!(records.len() + bad <= text.lines().count() + 1);
         let _ = Journal::from_records(&records).undo_plan();
     }
@@ -221,12 +221,12 @@ proptest! {
                 text += &j.confirm(seq).to_line();
             }
         }
-        let (records, bad) = linux_journal::parse(&text);
+        let (records, bad) = journal::parse(&text);
         prop_assert_eq!(bad, 0);
         prop_assert_eq!(Journal::from_records(&records).undo_plan(), j.undo_plan());
         // A write torn anywhere loses at most the record it tore.
         let cut = cut.min(text.len());
-        let (torn, bad) = linux_journal::parse(&text[..cut]);
+        let (torn, bad) = journal::parse(&text[..cut]);
         prop_assert!(bad <= 1);
         prop_assert!(torn.len() <= records.len());
     }

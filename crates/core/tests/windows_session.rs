@@ -1,8 +1,8 @@
 //! The Windows channel handlers (spec §5.6) and their undo (§5.7), through the recording fake.
 
-use openvpnserv_core::windows_fake::{RecordingNet, RegData};
-use openvpnserv_core::windows_net::InterfaceDns;
-use openvpnserv_core::windows_session::{
+use openvpnserv_core::windows::fake::{RecordingNet, RegData};
+use openvpnserv_core::windows::net::InterfaceDns;
+use openvpnserv_core::windows::session::{
     interface_key, startup_cleanup, SessionConfig, WinSession, GPOL_DNS_KEY, SYSTEM_TCPIP_KEY,
 };
 use openvpnserv_proto::channel::{

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use openvpnserv_core::linux_hook::{self, Env, Options, Phase};
+use openvpnserv_core::linux::hook::{self, Env, Options, Phase};
 
 use crate::service::Service;
 use crate::vpn::{assert_same, Vpn};
@@ -133,7 +133,7 @@ impl FakeSession {
         env.insert("dev".into(), "tun0".into());
         self.phases
             .iter()
-            .map(|p| linux_hook::translate(*p, &env, self.options).map_or(0, |r| r.len()))
+            .map(|p| hook::translate(*p, &env, self.options).map_or(0, |r| r.len()))
             .sum()
     }
 }

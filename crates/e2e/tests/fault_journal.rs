@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use openvpnserv_core::linux_hook::{translate, Phase};
-use openvpnserv_core::linux_journal::{parse, Change, DnsUndo, Journal};
+use openvpnserv_core::linux::hook::{translate, Phase};
+use openvpnserv_core::linux::journal::{parse, Change, DnsUndo, Journal};
 use openvpnserv_e2e::faults::{assert_clean_log, FakeSession, Tmpfs};
 use openvpnserv_e2e::fixture::{eventually, read_record};
 use openvpnserv_e2e::openvpn::Pushes;

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use openvpnserv_core::linux_iproute::{address, iface, mtu, route};
+use openvpnserv_core::linux::iproute::{address, iface, mtu, route};
 use openvpnserv_e2e::fixture::eventually;
 use openvpnserv_e2e::netns::CLIENT_DEV;
 use openvpnserv_e2e::openvpn::Pushes;

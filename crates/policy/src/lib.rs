@@ -2,7 +2,7 @@
 //!
 //! * [`split`]: the two Windows command-line parsers.
 //! * [`options`]: the whitelist and its rules, and the exact refusal texts.
-//! * [`path_windows`] and [`path_linux`]: where a config file may live.
+//! * [`path`]: where a config file may live ([`path::windows`], and `path::linux` on Unix).
 //! * [`authz`]: who may bypass all of that.
 //!
 //! The decision of spec §3.1: options are validated first; only if that fails is the caller's
@@ -11,9 +11,7 @@
 
 pub mod authz;
 pub mod options;
-#[cfg(unix)]
-pub mod path_linux;
-pub mod path_windows;
+pub mod path;
 pub mod split;
 
 pub use authz::{authorize, AuthSettings, Authorization, Caller, Membership};
@@ -88,7 +86,7 @@ pub fn decide_windows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use path_windows::WindowsConfigCheck;
+    use path::windows::WindowsConfigCheck;
 
     struct Groups(&'static [&'static str]);
     impl Membership for Groups {

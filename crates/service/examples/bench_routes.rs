@@ -24,8 +24,8 @@ mod bench {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use openvpnserv::linux::net::hook::Channel;
     use openvpnserv::linux::net::{LinuxNetwork, NetConfig};
-    use openvpnserv::linux::network::{Network, NetworkSession, SessionInfo, SessionUser};
-    use openvpnserv_core::linux_iproute::{address, iface, mtu, route};
+    use openvpnserv::linux::net::{Network, NetworkSession, SessionInfo, SessionUser};
+    use openvpnserv_core::linux::iproute::{address, iface, mtu, route};
     use openvpnserv_proto::channel::{Codec, Request};
     use openvpnserv_settings::DnsBackend;
     use tokio_seqpacket::UnixSeqpacket;
@@ -137,7 +137,7 @@ mod bench {
             .expect("index")
             .expect("bench1");
         let specs: Vec<_> = (0..n)
-            .map(|i| openvpnserv_core::linux_journal::RouteSpec {
+            .map(|i| openvpnserv_core::linux::journal::RouteSpec {
                 dst: IpAddr::V4(prefix(i)),
                 prefix_len: 24,
                 gateway: Some(GATEWAY.into()),
@@ -251,7 +251,7 @@ mod bench {
             let cleanup = start.elapsed();
             // Breakdown: the channel alone (every request refused at once, no OS call) and
             // rtnetlink alone (no channel, no policy, no journal).
-            let mut nothing = openvpnserv::linux::network::NoNetwork;
+            let mut nothing = openvpnserv::linux::net::NoNetwork;
             let noop = over_channel_any(&mut nothing, requests(n, true)).await;
             let raw = raw_rtnetlink(n).await;
             (add, del, refill, cleanup, noop, raw)

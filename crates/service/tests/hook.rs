@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-use openvpnserv_core::linux_iproute::describe;
+use openvpnserv_core::linux::iproute::describe;
 use openvpnserv_proto::channel::{Ack, Codec};
 use openvpnserv_proto::codes::ERROR_ACCESS_DENIED;
 

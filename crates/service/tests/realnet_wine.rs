@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use openvpnserv::windows::net::RealNet;
-use openvpnserv_core::windows_net::{Registry, WinNet};
-use openvpnserv_core::windows_session::startup_cleanup;
+use openvpnserv_core::windows::net::{Registry, WinNet};
+use openvpnserv_core::windows::session::startup_cleanup;
 use openvpnserv_testkit_win::harness::{exists, RegistryKey};
 
 const BASE: &str = r"SOFTWARE\openvpnserv-tests\realnet";

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use openvpnserv::windows::server::{Context, MembershipSource, NetFactory, Server};
 use openvpnserv::windows::win32::Event;
-use openvpnserv_core::windows_fake::RecordingNet;
+use openvpnserv_core::windows::fake::RecordingNet;
 use openvpnserv_proto::channel::{Arch, Codec, Revision};
 use openvpnserv_settings::registry::{self, RegValue};
 use openvpnserv_settings::{Instance, Settings};

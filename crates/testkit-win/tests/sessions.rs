@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use openvpnserv::windows::launch::create_channel;
 use openvpnserv::windows::security::normalize_dacl_sddl;
 use openvpnserv::windows::server::{Context, MembershipSource, Server};
-use openvpnserv_core::windows_fake::RecordingNet;
-use openvpnserv_core::windows_sddl;
+use openvpnserv_core::windows::fake::RecordingNet;
+use openvpnserv_core::windows::sddl;
 use openvpnserv_proto::channel::{Arch, Codec, Revision};
 use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
 use openvpnserv_proto::{Reply, StartupMessage};
@@ -611,7 +611,7 @@ fn cve_2024_4877_client_pipe_descriptor() {
     let (ctx, _work) = context(&instance);
     let server = Server::bind(ctx).unwrap();
     let got = server.listening().dacl_sddl().unwrap();
-    assert_eq!(got, normalize_dacl_sddl(windows_sddl::CLIENT_PIPE).unwrap());
+    assert_eq!(got, normalize_dacl_sddl(sddl::CLIENT_PIPE).unwrap());
     // 0x4 (FILE_CREATE_PIPE_INSTANCE) is rendered with its SDDL alias LC; the deny stays second.
     assert!(
         got.starts_with("D:(A;OICI;GA;;;SY)(D;OICI;LC;;;WD)"),
@@ -632,10 +632,7 @@ fn channel_pipe_descriptor_and_name() {
     let name = instance.session_pipe_path(openvpnserv::windows::launch::thread_id(), &uuid);
     let (pipe, _client) = create_channel(&name).unwrap();
     let got = pipe.dacl_sddl().unwrap();
-    assert_eq!(
-        got,
-        normalize_dacl_sddl(windows_sddl::CHANNEL_PIPE).unwrap()
-    );
+    assert_eq!(got, normalize_dacl_sddl(sddl::CHANNEL_PIPE).unwrap());
 }
 
 /// openvpn's process gets exactly the two ACEs of spec §4.1 step 5: the service everything,
@@ -675,7 +672,7 @@ fn launched_process_has_the_intended_descriptor() {
     )
     .unwrap();
     let got = launched.process_dacl_sddl().unwrap();
-    let want = windows_sddl::object_sddl(&sid, &sid, windows_sddl::USER_PROCESS_RIGHTS);
+    let want = sddl::object_sddl(&sid, &sid, sddl::USER_PROCESS_RIGHTS);
     let want_dacl = &want[want.find("D:").unwrap()..];
     assert_eq!(got, normalize_dacl_sddl(want_dacl).unwrap());
 }

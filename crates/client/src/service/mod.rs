@@ -2,7 +2,7 @@
 //! the error, then keep listening for late errors (spec §1.5, §2, §4.5, §6).
 //!
 //! The logic is generic over a small [`Transport`] (one message in, one message out), so it
-//! is tested with [`testing::ScriptedTransport`]; the real transports are the Linux seqpacket
+//! is tested with `testing::ScriptedTransport` (feature `testing`); the real transports are the Linux seqpacket
 //! socket ([`linux`]) and the Windows message-mode pipe with the GUI's server-PID check
 //! ([`windows`]).
 
@@ -12,6 +12,7 @@ mod error;
 mod framing;
 #[cfg(target_os = "linux")]
 pub mod linux;
+#[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(windows)]
 pub mod windows;

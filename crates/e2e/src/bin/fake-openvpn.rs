@@ -43,7 +43,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use openvpnserv_core::linux_hook::{self, Env, Options, Phase};
+use openvpnserv_core::linux::hook::{self, Env, Options, Phase};
 use openvpnserv_proto::channel::{Codec, Envelope, Request};
 use serde::Serialize;
 
@@ -195,7 +195,7 @@ struct HookSetup {
 /// Sends the requests of `phase` one by one, each after the ack of the one before, as the
 /// hook does; returns false when an ack did not come (the channel is gone).
 fn run_hook(phase: Phase, setup: &HookSetup, acks: &mut Vec<Option<(i32, u32, usize)>>) -> bool {
-    let requests = match linux_hook::translate(phase, &setup.env, setup.options) {
+    let requests = match hook::translate(phase, &setup.env, setup.options) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fake-openvpn: {}: {e}", phase.name());

@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use openvpnserv_policy::path_linux::{FileMeta, FileSystem};
+use openvpnserv_policy::path::linux::{FileMeta, FileSystem};
 
 /// `realpath` and `lstat` on the host.
 #[derive(Debug, Default, Clone, Copy)]

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::unistd::{Gid, Group, Uid, User};
 use openvpnserv_policy::{Caller, Membership};
 
-use super::network::SessionUser;
+use super::net::SessionUser;
 
 /// The caller of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

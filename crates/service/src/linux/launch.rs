@@ -14,7 +14,7 @@ use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 
-use super::network::CHANNEL_FD;
+use super::net::CHANNEL_FD;
 
 /// What to start and as whom.
 #[derive(Debug)]

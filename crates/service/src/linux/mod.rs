@@ -6,7 +6,7 @@
 //! * [`session`]: one client, from startup message to clean-up.
 //! * [`identity`]: who the caller is, from the kernel.
 //! * [`launch`]: fork/exec as the caller.
-//! * [`network`]: the seam to the network layer.
+//! * [`net`]: the network layer and its seam ([`net::Network`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +24,6 @@ pub mod identity;
 pub mod launch;
 pub mod listener;
 pub mod net;
-pub mod network;
 pub mod server;
 pub mod session;
 
@@ -143,7 +142,7 @@ pub fn main(cli: &Cli) -> ExitCode {
         // refused. Never needed in production.
         if std::env::var_os(NO_NETWORK_ENV).is_some_and(|v| v == "1") {
             tracing::warn!("{NO_NETWORK_ENV}=1: the network layer is off, every channel request is refused (test mode)");
-            return serve(instance, settings, network::NoNetwork).await;
+            return serve(instance, settings, net::NoNetwork).await;
         }
         let config = net::NetConfig::new(&settings, &instance);
         let network = net::LinuxNetwork::new(config)
@@ -161,7 +160,7 @@ pub fn main(cli: &Cli) -> ExitCode {
 }
 
 /// Listens (or takes systemd's socket) and serves until stopped.
-pub async fn serve<N: network::Network>(
+pub async fn serve<N: net::Network>(
     instance: Instance,
     settings: Settings,
     network: N,

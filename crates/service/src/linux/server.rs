@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::network::Network;
+use super::net::Network;
 use super::session::{admit, serve, Shared};
 
 /// Connections accepted before the loop lets sessions run.

@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::Pid;
 use openvpnserv_core::limits::{LimitError, Limits, Slot};
-use openvpnserv_policy::path_linux::{FsCaller, LinuxConfigCheck};
+use openvpnserv_policy::path::linux::{FsCaller, LinuxConfigCheck};
 use openvpnserv_policy::{decide_linux, AuthSettings, Decision};
 use openvpnserv_proto::channel::Codec;
 use openvpnserv_proto::codes::{ERROR_ACCESS_DENIED, ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
@@ -33,7 +33,7 @@ use super::errno::win32_code;
 use super::fs::HostFs;
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
 use super::launch::{spawn, LaunchSpec};
-use super::network::{Network, NetworkSession, SessionInfo};
+use super::net::{Network, NetworkSession, SessionInfo};
 
 /// Time a client has to send its startup message (spec §2.3).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -358,7 +358,7 @@ fn authorize<N>(
         uid: identity.uid,
         gids: groups.clone(),
     };
-    let log_refusal = |path: &str, why: &openvpnserv_policy::path_linux::PathRefusal| {
+    let log_refusal = |path: &str, why: &openvpnserv_policy::path::linux::PathRefusal| {
         info!("config path {path:?} refused: {why}");
     };
     let checker = LinuxConfigCheck {

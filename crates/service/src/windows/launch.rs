@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::os::windows::io::OwnedHandle;
 use std::ptr;
 
-use openvpnserv_core::windows_sddl;
+use openvpnserv_core::windows::sddl;
 use windows_sys::Win32::Foundation::{
     SetHandleInformation, GENERIC_READ, GENERIC_WRITE, HANDLE, HANDLE_FLAG_INHERIT,
     INVALID_HANDLE_VALUE,
@@ -129,7 +129,7 @@ fn open_inheritable(
 /// The channel pipe and its inheritable, synchronous client end (spec §1.4). Call while
 /// impersonating, so that the pipe's owner (`OW` in its DACL) is the client.
 pub fn create_channel(name: &str) -> Result<(Pipe, OwnedHandle), Win32Error> {
-    let sd = SecurityDescriptor::from_sddl(windows_sddl::CHANNEL_PIPE)?;
+    let sd = SecurityDescriptor::from_sddl(sddl::CHANNEL_PIPE)?;
     let pipe = Pipe::create(name, PipeSpec::CHANNEL, &sd)?;
     let client = open_inheritable(name, GENERIC_READ | GENERIC_WRITE, 0, "CreateFile")?;
     let mode = PIPE_READMODE_MESSAGE;
@@ -208,15 +208,15 @@ impl Drop for EnvBlock {
 /// Starts openvpn (spec §4.1 steps 5–13). Call while impersonating the client; `token` is its
 /// impersonation token.
 pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32Error> {
-    let process_sd = SecurityDescriptor::from_sddl(&windows_sddl::object_sddl(
+    let process_sd = SecurityDescriptor::from_sddl(&sddl::object_sddl(
         req.service_sid,
         req.user_sid,
-        windows_sddl::USER_PROCESS_RIGHTS,
+        sddl::USER_PROCESS_RIGHTS,
     ))?;
-    let thread_sd = SecurityDescriptor::from_sddl(&windows_sddl::object_sddl(
+    let thread_sd = SecurityDescriptor::from_sddl(&sddl::object_sddl(
         req.service_sid,
         req.user_sid,
-        windows_sddl::USER_THREAD_RIGHTS,
+        sddl::USER_THREAD_RIGHTS,
     ))?;
     let primary = token.duplicate_primary()?;
     let nul = open_inheritable(

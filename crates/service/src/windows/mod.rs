@@ -5,8 +5,8 @@
 //!   to undo; [`launch`]: `CreateProcessAsUserW`; [`token`]: identity and impersonation.
 //! * [`pipe`]: overlapped pipe I/O with timeouts; [`security`]: descriptors; [`reply`]:
 //!   error replies through `FormatMessageW`; [`eventlog`]: the event log.
-//! * [`net`]: the real network layer behind `openvpnserv_core::windows_net::WinNet`; the
-//!   handlers' logic is in `openvpnserv_core::windows_session`.
+//! * [`net`]: the real network layer behind `openvpnserv_core::windows::net::WinNet`; the
+//!   handlers' logic is in `openvpnserv_core::windows::session`.
 
 pub mod eventlog;
 pub mod launch;
@@ -24,7 +24,7 @@ pub mod win32;
 
 use std::process::ExitCode;
 
-use openvpnserv_core::windows_session::startup_cleanup;
+use openvpnserv_core::windows::session::startup_cleanup;
 use openvpnserv_proto::channel::{Arch, Codec};
 use openvpnserv_settings::Instance;
 

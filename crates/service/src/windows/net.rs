@@ -9,10 +9,10 @@ use std::ptr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use openvpnserv_core::windows_net::{
+use openvpnserv_core::windows::net::{
     AddressRow, Code, IfRef, InterfaceDns, Registry, RouteRow, WinNet,
 };
-use openvpnserv_core::windows_wfp::{self, Action, Condition, Filter, Layer};
+use openvpnserv_core::windows::wfp::{self, Action, Condition, Filter, Layer};
 use openvpnserv_proto::channel::{InetAddr, AF_INET, AF_INET6};
 use openvpnserv_proto::codes::{NO_ERROR, WAIT_TIMEOUT};
 use windows_sys::core::GUID;
@@ -334,14 +334,14 @@ fn weight(w: Option<u8>) -> FWP_VALUE0 {
 
 /// Adds the sublayer and the filters of `plan` to an open engine.
 fn add_filters(engine: HANDLE, filters: &[Filter]) -> Result<(), Code> {
-    let mut name = wide(windows_wfp::NAME);
-    let sublayer_key = guid(windows_wfp::SUBLAYER_KEY);
+    let mut name = wide(wfp::NAME);
+    let sublayer_key = guid(wfp::SUBLAYER_KEY);
     // SAFETY: plain data.
     let mut sublayer: FWPM_SUBLAYER0 = unsafe { std::mem::zeroed() };
     sublayer.subLayerKey = sublayer_key;
     sublayer.displayData.name = name.as_mut_ptr();
     sublayer.displayData.description = name.as_mut_ptr();
-    sublayer.weight = windows_wfp::SUBLAYER_WEIGHT;
+    sublayer.weight = wfp::SUBLAYER_WEIGHT;
     // SAFETY: `sublayer` and the strings it points at outlive the call.
     let rc = unsafe { FwpmSubLayerAdd0(engine, &raw const sublayer, ptr::null_mut()) };
     if rc != NO_ERROR && rc != FWP_E_ALREADY_EXISTS as u32 {
@@ -772,7 +772,7 @@ impl WinNet for RealNet {
                 .to_string_lossy()
                 .into_owned();
             for v6 in [false, true] {
-                let key = openvpnserv_core::windows_session::interface_key(&guid, v6);
+                let key = openvpnserv_core::windows::session::interface_key(&guid, v6);
                 for name in ["SearchList", "Domain", "DhcpDomainSearchList", "DhcpDomain"] {
                     if let Some(list) = self.get_sz(&key, name) {
                         dns.domains.extend(

@@ -1,4 +1,4 @@
-//! Security descriptors from SDDL (the texts are in `openvpnserv_core::windows_sddl`), SIDs
+//! Security descriptors from SDDL (the texts are in `openvpnserv_core::windows::sddl`), SIDs
 //! as text, and reading a handle's descriptor back for tests.
 
 use std::ffi::c_void;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use openvpnserv_core::windows_net::WinNet;
-use openvpnserv_core::windows_sddl;
+use openvpnserv_core::windows::net::WinNet;
+use openvpnserv_core::windows::sddl;
 use openvpnserv_proto::channel::Codec;
 use openvpnserv_proto::codes::ERROR_CANT_WAIT;
 use openvpnserv_settings::{Instance, Settings};
@@ -100,7 +100,7 @@ impl<F: NetFactory> Server<F> {
     /// Creates the first instance of the client pipe; fails if the name is taken
     /// (CVE-2024-4877: nobody else may own our pipe name).
     pub fn bind(ctx: Context<F>) -> Result<Self, Win32Error> {
-        let sd = SecurityDescriptor::from_sddl(windows_sddl::CLIENT_PIPE)?;
+        let sd = SecurityDescriptor::from_sddl(sddl::CLIENT_PIPE)?;
         let listening = Pipe::create(&ctx.instance.pipe_path(), PipeSpec::client(true), &sd)?;
         Ok(Self {
             ctx: Arc::new(ctx),

@@ -5,8 +5,8 @@ use std::os::windows::io::OwnedHandle;
 use std::ptr;
 use std::time::Duration;
 
-use openvpnserv_core::windows_session::{SessionConfig, WinSession};
-use openvpnserv_policy::path_windows::WindowsConfigCheck;
+use openvpnserv_core::windows::session::{SessionConfig, WinSession};
+use openvpnserv_policy::path::windows::WindowsConfigCheck;
 use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Membership};
 use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA, ERROR_TOO_MANY_SESS};
 use openvpnserv_proto::startup::{self, MAX_BYTES};

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{helper, resolv_conf};
-use openvpnserv_core::linux_dns::{self, Backend, DnsState, Found};
-use openvpnserv_core::linux_journal::DnsUndo;
-use openvpnserv_core::linux_policy::Tun;
+use openvpnserv_core::linux::dns::{self, Backend, DnsState, Found};
+use openvpnserv_core::linux::journal::DnsUndo;
+use openvpnserv_core::linux::policy::Tun;
 use openvpnserv_settings::DnsBackend;
 
 const RESOLVE1: &str = "org.freedesktop.resolve1";
@@ -89,7 +89,7 @@ pub(crate) async fn detect(setting: DnsBackend) -> Backend {
             resolvconf: resolvconf_program().is_some(),
         }
     };
-    linux_dns::choose(configured, found)
+    dns::choose(configured, found)
 }
 
 impl DnsConfig {

@@ -4,11 +4,11 @@
 //! The service appends options that make openvpn run it (design §2):
 //! * `openvpnserv-hook up|route-up|route-pre-down|down [openvpn's script arguments]` from the
 //!   script hooks: the script environment becomes channel requests
-//!   (`openvpnserv_core::linux_hook`); then the config's own script for that hook runs, as the
+//!   (`openvpnserv_core::linux::hook`); then the config's own script for that hook runs, as the
 //!   user, with the same environment and arguments — after ours, except for `route-pre-down`,
 //!   whose purpose is to run before routes go, so there the config's script runs first;
 //! * `openvpnserv-hook <ip arguments>` as `--iproute` where openvpn supports it: one `ip`
-//!   command becomes requests (`openvpnserv_core::linux_iproute`).
+//!   command becomes requests (`openvpnserv_core::linux::iproute`).
 //!
 //! Each request is sent on the channel (fd `$OPENVPNSERV_CHANNEL_FD`, 3 by default) and its
 //! acknowledgement awaited. A refused request is reported on stderr (openvpn's log); in `up`
@@ -20,12 +20,12 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use super::{inherited_fd, MODE_ENV};
-use crate::linux::network::{CHANNEL_FD, CHANNEL_FD_ENV};
+use crate::linux::net::{CHANNEL_FD, CHANNEL_FD_ENV};
 use nix::sys::socket::{recv, send, setsockopt, sockopt, MsgFlags};
 use nix::sys::time::TimeVal;
-use openvpnserv_core::linux_config::{self, UserConfig};
-use openvpnserv_core::linux_hook::{self, Options, Phase};
-use openvpnserv_core::linux_iproute::{self, describe};
+use openvpnserv_core::linux::config::{self, UserConfig};
+use openvpnserv_core::linux::hook::{self, Options, Phase};
+use openvpnserv_core::linux::iproute::{self, describe};
 use openvpnserv_proto::channel::{Codec, Envelope, Request};
 use openvpnserv_proto::codes;
 
@@ -135,7 +135,7 @@ impl<'a> Channel<'a> {
 fn user_config(env: &HashMap<String, String>) -> UserConfig {
     env.get("config")
         .and_then(|path| std::fs::read_to_string(path).ok())
-        .map(|text| linux_config::scan(&text))
+        .map(|text| config::scan(&text))
         .unwrap_or_default()
 }
 
@@ -144,7 +144,7 @@ fn run_user_script(cfg: &UserConfig, phase: Phase, args: &[String]) -> bool {
     let Some(cmd) = cfg.script(phase) else {
         return true;
     };
-    let words = linux_config::words(cmd);
+    let words = config::words(cmd);
     let Some((program, own)) = words.split_first() else {
         return true;
     };
@@ -173,7 +173,7 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
         addresses_and_routes: env.get(MODE_ENV).map(String::as_str) != Some("iproute"),
         block_outside_dns: cfg.block_outside_dns,
     };
-    let requests = linux_hook::translate(phase, env, opts)?;
+    let requests = hook::translate(phase, env, opts)?;
     let channel = Channel::open(env)?;
     let user_first = phase == Phase::RoutePreDown;
     let mut ok = true;
@@ -190,7 +190,7 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
 }
 
 fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, String> {
-    let requests = linux_iproute::parse(args)?;
+    let requests = iproute::parse(args)?;
     let channel = Channel::open(env)?;
     Ok(channel.send_and_report(&requests)? == 0)
 }

@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use openvpnserv_core::linux_journal::{self, Journal, Record};
+use openvpnserv_core::linux::journal::{self, Journal, Record};
 
 const PREFIX: &str = "net-";
 const SUFFIX: &str = ".journal";
@@ -202,7 +202,7 @@ pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
             continue;
         }
         let text = String::from_utf8_lossy(&fs::read(entry.path())?).into_owned();
-        let (records, unreadable) = linux_journal::parse(&text);
+        let (records, unreadable) = journal::parse(&text);
         out.push(Leftover {
             path: entry.path(),
             records,
@@ -216,7 +216,7 @@ pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openvpnserv_core::linux_journal::Change;
+    use openvpnserv_core::linux::journal::Change;
 
     #[test]
     fn intents_are_written_at_once_and_marks_at_the_latest_on_close() {

@@ -6,10 +6,10 @@
 //! `--dev <our tun> --dev-type tun [--dev-node <private node>] --disable-dco`, and either
 //! * environment mode (stock builds): `--ifconfig-noexec`, our hook as `--up`, `--route-up`,
 //!   `--route-pre-down` and `--down` with `--script-security 2`; the hook turns the script
-//!   environment into channel requests ([`openvpnserv_core::linux_hook`]); or
+//!   environment into channel requests ([`openvpnserv_core::linux::hook`]); or
 //! * `--iproute` mode (builds with `enable_iproute2=yes`, detected from `openvpn --version`):
 //!   `--iproute <hook>` as well, so openvpn's exact `ip` commands arrive as requests
-//!   ([`openvpnserv_core::linux_iproute`]) and the script hooks only do DNS.
+//!   ([`openvpnserv_core::linux::iproute`]) and the script hooks only do DNS.
 //!
 //! The hook learns the channel fd from `OPENVPNSERV_CHANNEL_FD` and the mode from
 //! `OPENVPNSERV_MODE` (both `--setenv`), and runs the config's own scripts afterwards.
@@ -18,19 +18,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openvpnserv_core::linux_dns::{Backend, DnsState};
-use openvpnserv_core::linux_journal::{Change, Journal, Record};
-use openvpnserv_core::linux_policy::Tun;
+use openvpnserv_core::linux::dns::{Backend, DnsState};
+use openvpnserv_core::linux::journal::{Change, Journal, Record};
+use openvpnserv_core::linux::policy::Tun;
 use openvpnserv_settings::{DnsBackend, Instance, Settings};
 use tracing::{info, warn};
-
-use crate::linux::network::{Network, NetworkError, SessionInfo, CHANNEL_FD, CHANNEL_FD_ENV};
 
 mod dns;
 mod firewall;
 mod helper;
 pub mod hook;
 mod journal_file;
+mod network;
 mod os;
 mod resolv_conf;
 mod rtnl;
@@ -38,6 +37,10 @@ mod session;
 mod sys;
 mod tun;
 
+pub use network::{
+    Network, NetworkError, NetworkSession, NoNetwork, SessionInfo, SessionUser, CHANNEL_FD,
+    CHANNEL_FD_ENV,
+};
 pub use os::{NetOs, System};
 pub use rtnl::Rtnl;
 pub use session::{code_of, LinuxSession};

@@ -7,9 +7,9 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
-use openvpnserv_core::linux_dns::DnsState;
-use openvpnserv_core::linux_journal::{AddressSpec, DnsUndo, RouteSpec};
-use openvpnserv_core::linux_policy::{Path as RoutePath, Tun};
+use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::journal::{AddressSpec, DnsUndo, RouteSpec};
+use openvpnserv_core::linux::policy::{Path as RoutePath, Tun};
 
 use super::{dns, firewall, tun, Rtnl};
 

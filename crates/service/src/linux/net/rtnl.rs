@@ -4,8 +4,8 @@ use std::io;
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use openvpnserv_core::linux_journal::{AddressSpec, RouteSpec};
-use openvpnserv_core::linux_policy::Path;
+use openvpnserv_core::linux::journal::{AddressSpec, RouteSpec};
+use openvpnserv_core::linux::policy::Path;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{

@@ -6,10 +6,10 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use openvpnserv_core::linux_dns::DnsState;
-use openvpnserv_core::linux_iproute::describe;
-use openvpnserv_core::linux_journal::{Change, Journal};
-use openvpnserv_core::linux_policy::{decide, Action, Facts, Path, Refusal, Tun};
+use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::iproute::describe;
+use openvpnserv_core::linux::journal::{Change, Journal};
+use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Refusal, Tun};
 use openvpnserv_proto::channel::Request;
 use openvpnserv_proto::codes;
 use tracing::{info, warn};
@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::journal_file::JournalFile;
 use super::os::{NetOs, System};
 use super::Shared;
-use crate::linux::network::{NetworkSession, SessionUser};
+use crate::linux::net::{NetworkSession, SessionUser};
 
 /// A session of the network layer.
 #[derive(Debug)]
@@ -74,7 +74,7 @@ pub(super) async fn undo<O: NetOs>(shared: &Shared<O>, change: &Change) -> io::R
 }
 
 impl<O: NetOs> LinuxSession<O> {
-    fn write(&mut self, record: &openvpnserv_core::linux_journal::Record) -> io::Result<()> {
+    fn write(&mut self, record: &openvpnserv_core::linux::journal::Record) -> io::Result<()> {
         match &mut self.file {
             Some(f) => {
                 f.write(record)?;

@@ -7,15 +7,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use openvpnserv_core::linux_dns::{Backend, DnsState};
-use openvpnserv_core::linux_hook::{translate, Env, Options, Phase};
-use openvpnserv_core::linux_journal::{AddressSpec, DnsUndo, RouteSpec};
-use openvpnserv_core::linux_policy::{Path as RoutePath, Tun};
+use openvpnserv_core::linux::dns::{Backend, DnsState};
+use openvpnserv_core::linux::hook::{translate, Env, Options, Phase};
+use openvpnserv_core::linux::journal::{AddressSpec, DnsUndo, RouteSpec};
+use openvpnserv_core::linux::policy::{Path as RoutePath, Tun};
 use openvpnserv_proto::codes::{ERROR_INVALID_DATA, ERROR_OBJECT_ALREADY_EXISTS};
 use openvpnserv_settings::DnsBackend;
 
 use super::*;
-use crate::linux::network::{NetworkSession, SessionUser};
+use crate::linux::net::{NetworkSession, SessionUser};
 
 /// Records every call; fails those whose transcript line contains a configured text.
 #[derive(Debug, Default)]

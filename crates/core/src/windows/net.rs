@@ -1,12 +1,12 @@
 //! The Windows network API as seen by a session (spec §5.6): a small trait over IP Helper,
 //! the registry, WFP and helper programs, so that the handlers' logic is tested with
-//! [`crate::windows_fake::RecordingNet`] and the real calls stay a thin layer in the service.
+//! [`crate::windows::fake::RecordingNet`] and the real calls stay a thin layer in the service.
 
 use std::time::Duration;
 
 use openvpnserv_proto::channel::InetAddr;
 
-use crate::windows_wfp::Filter;
+use crate::windows::wfp::Filter;
 
 /// A Win32 error code; 0 is success.
 pub type Code = u32;

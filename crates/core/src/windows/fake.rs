@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use openvpnserv_proto::codes::{ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND, NO_ERROR};
 
-use crate::windows_net::{AddressRow, Code, IfRef, InterfaceDns, Registry, RouteRow, WinNet};
-use crate::windows_wfp::Filter;
+use crate::windows::net::{AddressRow, Code, IfRef, InterfaceDns, Registry, RouteRow, WinNet};
+use crate::windows::wfp::Filter;
 
 /// A registry value in the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,11 +14,11 @@ use openvpnserv_proto::codes::{
     NO_ERROR,
 };
 
-use crate::windows_net::{AddressRow, Code, IfRef, RouteRow, WinNet};
-use crate::windows_nrpt::{self, RuleValue};
-use crate::windows_searchlist as searchlist;
-use crate::windows_undo::{remove_newest, DomainsUndo, UndoLists, UndoStep, WfpUndo};
-use crate::windows_wfp::{self, BLOCK_IFACE_METRIC};
+use crate::windows::net::{AddressRow, Code, IfRef, RouteRow, WinNet};
+use crate::windows::nrpt::{self, RuleValue};
+use crate::windows::searchlist;
+use crate::windows::undo::{remove_newest, DomainsUndo, UndoLists, UndoStep, WfpUndo};
+use crate::windows::wfp::{self, BLOCK_IFACE_METRIC};
 
 /// Group-policy DNS client key.
 pub const GPOL_DNS_KEY: &str = r"SOFTWARE\Policies\Microsoft\Windows NT\DNSClient";
@@ -145,7 +145,7 @@ impl<N: WinNet> WinSession<N> {
             Request::FlushNeighbors(m) => self.net.flush_neighbors(m.family, m.iface.index),
             Request::AddWfpBlock(m) => code(self.add_wfp(m)),
             Request::AddBlockDns(iface) => code(self.add_wfp(&WfpBlockMsg {
-                flags: windows_wfp::FLAGS_DNS_ONLY,
+                flags: wfp::FLAGS_DNS_ONLY,
                 iface: iface.clone(),
             })),
             Request::DelWfpBlock(_) | Request::DelBlockDns(_) => {
@@ -242,8 +242,7 @@ impl<N: WinNet> WinSession<N> {
     fn add_wfp(&mut self, m: &WfpBlockMsg) -> Result<(), Code> {
         let index = m.iface.index;
         let luid = self.net.index_to_luid(index)?;
-        let filters =
-            windows_wfp::plan(&self.config.exe_path, luid, windows_wfp::dns_only(m.flags));
+        let filters = wfp::plan(&self.config.exe_path, luid, wfp::dns_only(m.flags));
         let engine = self.net.wfp_open(&filters)?;
         let metric_v4 = self.net.interface_metric(index, AF_INET).ok();
         let metric_v6 = self.net.interface_metric(index, AF_INET6).ok();
@@ -452,19 +451,19 @@ impl<N: WinNet> WinSession<N> {
             self.net.notify_dns(gpol);
             return Ok(());
         }
-        let base = if self.net.key_exists(windows_nrpt::GPOL_BASE) {
+        let base = if self.net.key_exists(nrpt::GPOL_BASE) {
             gpol = true;
-            windows_nrpt::GPOL_BASE
+            nrpt::GPOL_BASE
         } else {
-            ok(self.net.create_key(windows_nrpt::LOCAL_BASE))?;
-            windows_nrpt::LOCAL_BASE
+            ok(self.net.create_key(nrpt::LOCAL_BASE))?;
+            nrpt::LOCAL_BASE
         };
         self.undo.nrpt.push(self.pid);
         let dnssec = m.flags & NRPT_DNSSEC != 0;
         let mut result = self.write_rule(
             base,
-            &windows_nrpt::main_rule(self.pid),
-            windows_nrpt::rule_names(&resolve),
+            &nrpt::main_rule(self.pid),
+            nrpt::rule_names(&resolve),
             &servers,
             dnssec,
         );
@@ -505,7 +504,7 @@ impl<N: WinNet> WinSession<N> {
         dnssec: bool,
     ) -> Result<(), Code> {
         let key = format!(r"{base}\{name}");
-        for (value, data) in windows_nrpt::rule_values(names, servers, dnssec) {
+        for (value, data) in nrpt::rule_values(names, servers, dnssec) {
             let c = match &data {
                 RuleValue::Sz(s) => self.net.set_sz(&key, value, s),
                 RuleValue::MultiSz(v) => self.net.set_multi_sz(&key, value, v),
@@ -526,7 +525,7 @@ impl<N: WinNet> WinSession<N> {
         let others = self.net.other_interfaces_dns(alias);
         let mut n = 0;
         for other in others {
-            if n == windows_nrpt::MAX_EXCLUDE_RULES {
+            if n == nrpt::MAX_EXCLUDE_RULES {
                 break;
             }
             let names: Vec<String> = other
@@ -539,7 +538,7 @@ impl<N: WinNet> WinSession<N> {
             if names.is_empty() || other.servers.is_empty() {
                 continue;
             }
-            let name = windows_nrpt::exclude_rule(n, self.pid);
+            let name = nrpt::exclude_rule(n, self.pid);
             if self
                 .write_rule(base, &name, names, &other.servers, false)
                 .is_ok()
@@ -623,10 +622,9 @@ impl<N: WinNet> WinSession<N> {
 /// Deletes NRPT rules of `pid` (0 = every rule of ours) under both bases.
 fn delete_nrpt_rules<N: WinNet>(net: &mut N, pid: u32) -> bool {
     let mut deleted = false;
-    for base in [windows_nrpt::GPOL_BASE, windows_nrpt::LOCAL_BASE] {
+    for base in [nrpt::GPOL_BASE, nrpt::LOCAL_BASE] {
         for sub in net.subkeys(base) {
-            if windows_nrpt::is_rule_of(&sub, pid)
-                && net.delete_tree(&format!(r"{base}\{sub}")) == NO_ERROR
+            if nrpt::is_rule_of(&sub, pid) && net.delete_tree(&format!(r"{base}\{sub}")) == NO_ERROR
             {
                 deleted = true;
             }

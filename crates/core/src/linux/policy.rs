@@ -21,8 +21,8 @@ use openvpnserv_proto::channel::{
 };
 use openvpnserv_proto::codes::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED};
 
-use crate::linux_dns::{self, DnsState};
-use crate::linux_journal::{AddressSpec, Change, Journal, RouteSpec};
+use crate::linux::dns::{self, DnsState};
+use crate::linux::journal::{AddressSpec, Change, Journal, RouteSpec};
 
 /// The session's tun, as the service created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,7 +464,7 @@ fn dns_cfg(old: &DnsState, m: &DnsCfgMsg, add: bool) -> Result<DnsState, Refusal
         .domains
         .to_str()
         .ok_or_else(|| invalid("DNS domains are not UTF-8"))?;
-    let domains = linux_dns::domain_list(domains).map_err(|e| invalid(e.to_string()))?;
+    let domains = dns::domain_list(domains).map_err(|e| invalid(e.to_string()))?;
     let servers = if v6 { &mut s.servers6 } else { &mut s.servers4 };
     if add {
         if n > 0 {
@@ -492,7 +492,7 @@ fn nrpt(m: &NrptCfgMsg) -> Result<DnsState, Refusal> {
         let text = a
             .to_str()
             .ok_or_else(|| invalid("DNS server is not UTF-8"))?;
-        let ip = linux_dns::server(text).map_err(|e| invalid(e.to_string()))?;
+        let ip = dns::server(text).map_err(|e| invalid(e.to_string()))?;
         if ip.is_ipv4() {
             s.servers4.push(ip);
         } else {
@@ -508,7 +508,7 @@ fn nrpt(m: &NrptCfgMsg) -> Result<DnsState, Refusal> {
     let list = |f: &openvpnserv_proto::channel::FixedStr<512>| {
         f.to_str()
             .ok_or_else(|| invalid("DNS domains are not UTF-8"))
-            .and_then(|t| linux_dns::domain_list(t).map_err(|e| invalid(e.to_string())))
+            .and_then(|t| dns::domain_list(t).map_err(|e| invalid(e.to_string())))
     };
     s.routing = list(&m.resolve_domains)?;
     s.search = list(&m.search_domains)?;

@@ -1,7 +1,7 @@
 //! A session's undo lists (spec §5.7): eight LIFO lists, processed at the end of a session in
 //! a fixed order, each newest first.
 
-use crate::windows_net::{AddressRow, RouteRow};
+use crate::windows::net::{AddressRow, RouteRow};
 
 /// What `add_wfp_block` left to undo: the engine and the metrics it replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl<E> UndoLists<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::windows_net::IfRef;
+    use crate::windows::net::IfRef;
     use openvpnserv_proto::channel::InetAddr;
 
     fn addr(n: u8) -> AddressRow {

@@ -17,7 +17,7 @@
 //! * `route-pre-down` and `down`: the matching deletes, in openvpn's order.
 //!
 //! With `--iproute` (builds that have it) openvpn configures addresses and routes through our
-//! hook as `ip` commands ([`crate::linux_iproute`]) and the script hooks only do DNS and the
+//! hook as `ip` commands ([`crate::linux::iproute`]) and the script hooks only do DNS and the
 //! block ([`Options::addresses_and_routes`] false).
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use openvpnserv_proto::channel::{
     NRPT_ADDR_NUM, WFP_BLOCK_DNS,
 };
 
-use crate::linux_iproute::{address, iface, mtu, route};
+use crate::linux::iproute::{address, iface, mtu, route};
 
 /// The script hooks openvpn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -439,7 +439,7 @@ fn block(dev: &Interface, add: bool) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linux_iproute::describe;
+    use crate::linux::iproute::describe;
 
     fn described(phase: Phase, env: &Env, opts: Options) -> Vec<String> {
         translate(phase, env, opts)

@@ -12,7 +12,7 @@
 //! openvpn on Linux refuses `block-outside-dns` (a Windows option) unless the config wraps it
 //! as `setenv opt block-outside-dns`; both spellings count here.
 
-use crate::linux_hook::Phase;
+use crate::linux::hook::Phase;
 
 /// The config's own script commands and flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

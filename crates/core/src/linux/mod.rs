@@ -1,0 +1,15 @@
+//! The Linux session core (design §2–§5), sans-IO.
+//!
+//! * [`policy`]: what a session's channel request may change (design §3).
+//! * [`journal`]: the undo journal: records, replay, undo plan (design §5).
+//! * [`hook`]: openvpn's script environment → channel requests (design §2).
+//! * [`iproute`]: `--iproute` `ip` argv → channel requests, and requests as `ip` words.
+//! * [`dns`]: DNS state, checks and rendering, backend choice (design §4).
+//! * [`config`]: what the hook must know of the config's own scripts.
+
+pub mod config;
+pub mod dns;
+pub mod hook;
+pub mod iproute;
+pub mod journal;
+pub mod policy;
