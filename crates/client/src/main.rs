@@ -14,7 +14,7 @@ use iservice::connect::{
 };
 use iservice::service::{self, Endpoint};
 use iservice::ui::{can_prompt, JsonSink, TerminalPrompter, TerminalRestore, TerminalSink};
-use openvpnserv_settings::Instance;
+use openvpnserv_settings::{Instance, InstanceError};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
@@ -126,7 +126,7 @@ fn fail(sink: &mut dyn Sink, outcome: Outcome, message: String) -> Outcome {
 async fn connect(args: &ConnectArgs, sink: &mut dyn Sink) -> Outcome {
     let instance = match instance(args.instance.as_deref()) {
         Ok(instance) => instance,
-        Err(e) => return fail(sink, Outcome::LocalError, e),
+        Err(e) => return fail(sink, Outcome::LocalError, e.to_string()),
     };
     let endpoint = match &args.socket {
         Some(path) => Endpoint::Socket(path.clone()),
@@ -172,7 +172,7 @@ async fn connect(args: &ConnectArgs, sink: &mut dyn Sink) -> Outcome {
     };
     let plan = match LaunchPlan::new(&args.config, password, source, management) {
         Ok(plan) => plan,
-        Err(e) => return fail(sink, Outcome::LocalError, e),
+        Err(e) => return fail(sink, Outcome::LocalError, e.to_string()),
     };
     let transport = match service::connect(&endpoint, options.timeouts.connect).await {
         Ok(t) => t,
@@ -196,15 +196,23 @@ async fn connect(args: &ConnectArgs, sink: &mut dyn Sink) -> Outcome {
     .await
 }
 
-fn instance(words: Option<&[String]>) -> Result<Instance, String> {
+/// A `-instance` switch that names no usable instance.
+#[derive(Debug, thiserror::Error)]
+enum InstanceArgError {
+    /// Not `interactive NAME`.
+    #[error("invalid argument to -instance {0}: use -instance interactive NAME")]
+    Kind(String),
+    /// The name cannot be used.
+    #[error(transparent)]
+    Name(#[from] InstanceError),
+}
+
+fn instance(words: Option<&[String]>) -> Result<Instance, InstanceArgError> {
     match words {
         None => Ok(Instance::default()),
-        Some([kind, name]) if kind.eq_ignore_ascii_case("interactive") => {
-            Instance::new(name).map_err(|e| e.to_string())
-        }
-        Some(words) => Err(format!(
-            "invalid argument to -instance {}: use -instance interactive NAME",
-            words.first().map_or("", String::as_str)
+        Some([kind, name]) if kind.eq_ignore_ascii_case("interactive") => Ok(Instance::new(name)?),
+        Some(words) => Err(InstanceArgError::Kind(
+            words.first().cloned().unwrap_or_default(),
         )),
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use iservice::connect::options::free_loopback_port;
 use iservice::connect::{
-    run, Answer, Event, LaunchPlan, NeedAnswer, Outcome, PasswordSource, PromptRequest, Prompter,
-    RunOptions, Sink,
+    run, Answer, Event, LaunchPlan, NeedAnswer, Outcome, PasswordSource, PromptError,
+    PromptRequest, Prompter, RunOptions, Sink,
 };
 use iservice::mgmt::NeedRequest;
 use iservice::service::testing::{ScriptedTransport, Step};
@@ -39,7 +39,7 @@ impl Recorder {
 struct Alice(Mutex<u32>);
 
 impl Prompter for Alice {
-    fn ask(&self, _request: &PromptRequest) -> Result<Answer, String> {
+    fn ask(&self, _request: &PromptRequest) -> Result<Answer, PromptError> {
         *self.0.lock().unwrap() += 1;
         Ok(Answer {
             username: Some(Zeroizing::new("alice".into())),
@@ -265,11 +265,11 @@ async fn impostor_on_the_management_port_gets_nothing() {
 struct Confirms(Mutex<Vec<NeedRequest>>);
 
 impl Prompter for Confirms {
-    fn ask(&self, _request: &PromptRequest) -> Result<Answer, String> {
-        Err("no credentials here".into())
+    fn ask(&self, _request: &PromptRequest) -> Result<Answer, PromptError> {
+        Err(PromptError::Unsupported)
     }
 
-    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, PromptError> {
         self.0.lock().unwrap().push(request.clone());
         Ok(NeedAnswer::Ok)
     }

@@ -2,11 +2,20 @@
 //! the client's commands, prompts and events out.
 
 use iservice::connect::{
-    Action, Answer, Credentials, Event, NeedAnswer, Outcome, PromptRequest, Session, SessionConfig,
+    Action, Answer, Credentials, Event, NeedAnswer, Outcome, PromptError, PromptRequest, Session,
+    SessionConfig,
 };
 use iservice::mgmt::{NeedRequest, StaticChallenge};
 use iservice::service::ServiceEvent;
 use zeroize::Zeroizing;
+
+/// What a terminal prompter returns when its input ends.
+fn end_of_input() -> PromptError {
+    PromptError::Terminal(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "end of input",
+    ))
+}
 
 const PASSWORD: &str = "Mgmt0Password";
 
@@ -363,7 +372,7 @@ fn prompt_failure_gives_up() {
     let mut s = logged_in(interactive());
     s.feed(b">PASSWORD:Need 'Auth' username/password\r\n");
     drain(&mut s);
-    s.answer(Err("end of input".into()));
+    s.answer(Err(end_of_input()));
     assert_eq!(sent(&drain(&mut s)), ["signal SIGTERM\n"]);
     assert_eq!(s.facts().outcome().0, Outcome::AuthFailed);
 }
@@ -498,7 +507,7 @@ fn unanswerable_questions_stop_openvpn() {
     let mut s = logged_in(interactive());
     s.feed(TOKEN);
     drain(&mut s);
-    s.answer_need(Err("end of input".into()));
+    s.answer_need(Err(end_of_input()));
     assert_eq!(sent(&drain(&mut s)), ["signal SIGTERM\n"]);
     assert!(s.facts().outcome().1.contains("end of input"));
 

@@ -1,9 +1,12 @@
 //! Session limits: a total cap and a per-user cap, instead of upstream's fixed 63.
 //!
+//! Generic over who a session belongs to: a uid on Linux, a user SID on Windows.
+//!
 //! A slot is taken when a client connects (so silent clients count while they wait for their
 //! 2 s timeout) and given back when its [`Slot`] is dropped, whatever ends the session.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Why no slot was given.
@@ -23,55 +26,68 @@ pub enum LimitError {
     },
 }
 
-#[derive(Debug, Default)]
-struct Counts {
+#[derive(Debug)]
+struct Counts<K> {
     total: usize,
-    per_user: HashMap<u32, usize>,
+    per_user: HashMap<K, usize>,
 }
 
-/// Shared session counters.
-#[derive(Debug, Clone)]
-pub struct Limits {
+/// Shared session counters, per user `K`.
+#[derive(Debug)]
+pub struct Limits<K = u32> {
     max_total: usize,
     max_per_user: usize,
-    counts: Arc<Mutex<Counts>>,
+    counts: Arc<Mutex<Counts<K>>>,
+}
+
+impl<K> Clone for Limits<K> {
+    fn clone(&self) -> Self {
+        Self {
+            max_total: self.max_total,
+            max_per_user: self.max_per_user,
+            counts: Arc::clone(&self.counts),
+        }
+    }
 }
 
 /// A held session slot; dropping it gives the slot back.
 #[derive(Debug)]
-pub struct Slot {
-    uid: u32,
-    counts: Arc<Mutex<Counts>>,
+pub struct Slot<K: Hash + Eq = u32> {
+    user: K,
+    counts: Arc<Mutex<Counts<K>>>,
 }
 
-impl Limits {
+impl<K: Hash + Eq + Clone> Limits<K> {
     /// Limits with the given caps.
     pub fn new(max_total: usize, max_per_user: usize) -> Self {
         Self {
             max_total,
             max_per_user,
-            counts: Arc::default(),
+            counts: Arc::new(Mutex::new(Counts {
+                total: 0,
+                per_user: HashMap::new(),
+            })),
         }
     }
 
-    /// Takes a slot for `uid`, or says which limit is reached.
-    pub fn acquire(&self, uid: u32) -> Result<Slot, LimitError> {
+    /// Takes a slot for `user`, or says which limit is reached.
+    pub fn acquire(&self, user: K) -> Result<Slot<K>, LimitError> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return Err(LimitError::Total {
                 limit: self.max_total,
             });
         }
-        let mine = counts.per_user.get(&uid).copied().unwrap_or(0);
+        let mine = counts.per_user.get(&user).copied().unwrap_or(0);
         if mine >= self.max_per_user {
             return Err(LimitError::PerUser {
                 limit: self.max_per_user,
             });
         }
         counts.total += 1;
-        counts.per_user.insert(uid, mine + 1);
+        counts.per_user.insert(user.clone(), mine + 1);
         Ok(Slot {
-            uid,
+            user,
             counts: Arc::clone(&self.counts),
         })
     }
@@ -85,14 +101,14 @@ impl Limits {
     }
 }
 
-impl Drop for Slot {
+impl<K: Hash + Eq> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.total -= 1;
-        if let Some(n) = counts.per_user.get_mut(&self.uid) {
+        if let Some(n) = counts.per_user.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
-                counts.per_user.remove(&self.uid);
+                counts.per_user.remove(&self.user);
             }
         }
     }
@@ -123,6 +139,18 @@ mod tests {
             limits.acquire(2).unwrap_err(),
             LimitError::Total { limit: 3 }
         );
+    }
+
+    #[test]
+    fn any_key_type() {
+        let limits: Limits<String> = Limits::new(4, 1);
+        let _a = limits.acquire("S-1-5-21-1".to_owned()).unwrap();
+        assert_eq!(
+            limits.acquire("S-1-5-21-1".to_owned()).unwrap_err(),
+            LimitError::PerUser { limit: 1 }
+        );
+        let _b = limits.acquire("S-1-5-21-2".to_owned()).unwrap();
+        assert_eq!(limits.in_use(), 2);
     }
 
     #[test]

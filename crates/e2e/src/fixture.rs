@@ -45,7 +45,7 @@ impl Fixture {
             &settings,
             &crate::service::unique_instance(),
             |mut cmd| {
-                cmd.env("OPENVPNSERV_NO_NETWORK", "1");
+                cmd.arg("--no-network");
                 cmd
             },
         );

@@ -275,11 +275,27 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A reply that does not parse, as the text it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unparsable reply {0:?}")]
+pub struct Unparsable(pub String);
+
+/// Why the probe could not report.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The probe binary did not run.
+    #[error("cannot run probe: {0}")]
+    Spawn(std::io::Error),
+    /// The probe failed (no service listening, a connection reset by a service that died).
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What a probe client saw: the replies in order and whether the service closed first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transcript {
     /// Each reply as parsed (or the raw text when it does not parse).
-    pub replies: Vec<Result<Reply, String>>,
+    pub replies: Vec<Result<Reply, Unparsable>>,
     /// Milliseconds from sending to the first reply.
     pub first_reply_ms: Option<u64>,
     /// The service closed the connection.
@@ -352,7 +368,7 @@ pub fn try_probe(
     what: &Send,
     linger: Duration,
     disconnect_after_first: bool,
-) -> Result<Transcript, String> {
+) -> Result<Transcript, ProbeError> {
     command
         .arg(socket)
         .arg(linger.as_millis().to_string())
@@ -376,11 +392,11 @@ pub fn try_probe(
             command.arg("nothing");
         }
     }
-    let out = command
-        .output()
-        .map_err(|e| format!("cannot run probe: {e}"))?;
+    let out = command.output().map_err(ProbeError::Spawn)?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        return Err(ProbeError::Failed(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     let mut t = Transcript {
         replies: Vec::new(),
@@ -391,7 +407,8 @@ pub fn try_probe(
         if let Some(json) = line.strip_prefix("REPLY ") {
             let (ms, text): (u64, String) = serde_json::from_str(json).expect("probe output");
             t.first_reply_ms.get_or_insert(ms);
-            t.replies.push(Reply::parse(&text).map_err(|_| text));
+            t.replies
+                .push(Reply::parse(&text).map_err(|_| Unparsable(text)));
         } else if line.starts_with("CLOSED") {
             t.closed = true;
         }

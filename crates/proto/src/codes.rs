@@ -40,6 +40,14 @@ pub const ERROR_OBJECT_ALREADY_EXISTS: u32 = 5010;
 pub const ERROR_SEM_TIMEOUT: u32 = 121;
 /// Win32 `ERROR_TOO_MANY_SESS`: the Linux service's per-user session limit was reached.
 pub const ERROR_TOO_MANY_SESS: u32 = 69;
+/// Win32 `ERROR_PATH_NOT_FOUND`.
+pub const ERROR_PATH_NOT_FOUND: u32 = 3;
+/// Win32 `ERROR_GEN_FAILURE`.
+pub const ERROR_GEN_FAILURE: u32 = 31;
+/// Win32 `ERROR_BAD_EXE_FORMAT`.
+pub const ERROR_BAD_EXE_FORMAT: u32 = 193;
+/// Win32 `ERROR_DIRECTORY` (the directory name is invalid).
+pub const ERROR_DIRECTORY: u32 = 267;
 
 /// A short English name for a code, for logs and the client's messages.
 pub fn name(code: u32) -> Option<&'static str> {
@@ -62,6 +70,73 @@ pub fn name(code: u32) -> Option<&'static str> {
         ERROR_OBJECT_ALREADY_EXISTS => "ERROR_OBJECT_ALREADY_EXISTS",
         ERROR_SEM_TIMEOUT => "ERROR_SEM_TIMEOUT",
         ERROR_TOO_MANY_SESS => "ERROR_TOO_MANY_SESS",
+        ERROR_PATH_NOT_FOUND => "ERROR_PATH_NOT_FOUND",
+        ERROR_GEN_FAILURE => "ERROR_GEN_FAILURE",
+        ERROR_BAD_EXE_FORMAT => "ERROR_BAD_EXE_FORMAT",
+        ERROR_DIRECTORY => "ERROR_DIRECTORY",
         _ => return None,
     })
+}
+
+/// The Linux service's OS errors as the Win32 codes every client of the protocol understands:
+/// the one place where errno values are mapped.
+#[cfg(unix)]
+pub mod errno {
+    use super::{
+        ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_BROKEN_PIPE, ERROR_DIRECTORY,
+        ERROR_FILE_NOT_FOUND, ERROR_GEN_FAILURE, ERROR_INVALID_DATA, ERROR_INVALID_PARAMETER,
+        ERROR_NOT_ENOUGH_MEMORY, ERROR_NOT_FOUND, ERROR_OBJECT_ALREADY_EXISTS,
+        ERROR_PATH_NOT_FOUND, ERROR_SEM_TIMEOUT,
+    };
+
+    /// The code of an error reply for a failure to start openvpn (`CreateProcessAsUser`'s
+    /// codes on Windows). `None` (not an OS error) is a general failure.
+    pub fn reply_code(errno: Option<i32>) -> u32 {
+        match errno {
+            Some(libc::ENOENT) => ERROR_FILE_NOT_FOUND,
+            Some(libc::ENOTDIR) => ERROR_DIRECTORY,
+            Some(libc::EACCES | libc::EPERM) => ERROR_ACCESS_DENIED,
+            Some(libc::ENOMEM) => ERROR_NOT_ENOUGH_MEMORY,
+            Some(libc::EINVAL) => ERROR_INVALID_PARAMETER,
+            Some(libc::ENOEXEC) => ERROR_BAD_EXE_FORMAT,
+            Some(libc::ELOOP | libc::ENAMETOOLONG) => ERROR_PATH_NOT_FOUND,
+            Some(libc::EPIPE) => ERROR_BROKEN_PIPE,
+            Some(libc::ETIMEDOUT) => ERROR_SEM_TIMEOUT,
+            _ => ERROR_GEN_FAILURE,
+        }
+    }
+
+    /// The code of a channel acknowledgement for a network change that failed, chosen as
+    /// openvpn reads them (it treats `ERROR_OBJECT_ALREADY_EXISTS` as "route exists").
+    pub fn ack_code(errno: Option<i32>) -> u32 {
+        match errno {
+            Some(libc::EEXIST) => ERROR_OBJECT_ALREADY_EXISTS,
+            Some(libc::ENOENT | libc::ESRCH) => ERROR_NOT_FOUND,
+            Some(libc::EPERM | libc::EACCES) => ERROR_ACCESS_DENIED,
+            Some(libc::EINVAL | libc::ERANGE | libc::ENETUNREACH) => ERROR_INVALID_PARAMETER,
+            _ => ERROR_INVALID_DATA,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn reply_codes() {
+            assert_eq!(reply_code(Some(libc::ENOENT)), 2);
+            assert_eq!(reply_code(Some(libc::EACCES)), 5);
+            assert_eq!(reply_code(Some(libc::ENOTDIR)), 267);
+            assert_eq!(reply_code(None), 31);
+        }
+
+        #[test]
+        fn ack_codes() {
+            assert_eq!(ack_code(Some(libc::EEXIST)), 5010);
+            assert_eq!(ack_code(Some(libc::ESRCH)), 1168);
+            assert_eq!(ack_code(Some(libc::EPERM)), 5);
+            assert_eq!(ack_code(Some(libc::ERANGE)), 87);
+            assert_eq!(ack_code(None), 13);
+        }
+    }
 }

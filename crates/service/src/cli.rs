@@ -58,6 +58,11 @@ pub struct Cli {
     #[arg(long)]
     pub foreground: bool,
 
+    /// Linux, for tests only: run without the network layer. No tun is made and every
+    /// channel request is refused; the log says so at start. Never use it in production.
+    #[arg(long, hide_short_help = true)]
+    pub no_network: bool,
+
     /// Windows: install the service.
     #[arg(long)]
     pub install: bool,

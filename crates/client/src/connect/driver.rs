@@ -13,7 +13,9 @@ use super::event::Event;
 use super::options::LaunchPlan;
 use super::outcome::Outcome;
 use super::owner::Owner;
-use super::session::{Action, Answer, NeedAnswer, PromptRequest, Session, SessionConfig};
+use super::session::{
+    Action, Answer, NeedAnswer, PromptError, PromptRequest, Session, SessionConfig,
+};
 use crate::mgmt::NeedRequest;
 use crate::service::{self, ServiceEvent, StartError, Timeouts, Transport};
 
@@ -28,20 +30,20 @@ pub trait Sink: Send {
 /// Asks the user for credentials (blocking; the driver runs it on a blocking thread).
 pub trait Prompter: Send + Sync + 'static {
     /// Asks; an error says why no answer can be had.
-    fn ask(&self, request: &PromptRequest) -> Result<Answer, String>;
+    fn ask(&self, request: &PromptRequest) -> Result<Answer, PromptError>;
 
     /// Asks openvpn's `>NEED-OK:` / `>NEED-STR:` question. A prompter that cannot answer
     /// such questions keeps this default, and openvpn is stopped rather than left waiting.
-    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, PromptError> {
         let _ = request;
-        Err("this client cannot answer such questions".to_owned())
+        Err(PromptError::Unsupported)
     }
 }
 
 /// An answer coming back from a blocking prompt.
 enum UserAnswer {
-    Credentials(Result<Answer, String>),
-    Need(Result<NeedAnswer, String>),
+    Credentials(Result<Answer, PromptError>),
+    Need(Result<NeedAnswer, PromptError>),
 }
 
 /// Timing and session settings of a run.

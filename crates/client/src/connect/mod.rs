@@ -17,6 +17,9 @@ mod signal;
 
 pub use driver::{run, Prompter, RunOptions, Sink};
 pub use event::{Event, Record, EVENTS_SCHEMA};
-pub use options::{LaunchPlan, PasswordSource};
+pub use options::{LaunchPlan, PasswordSource, PlanError};
 pub use outcome::{Facts, Outcome};
-pub use session::{Action, Answer, Credentials, NeedAnswer, PromptRequest, Session, SessionConfig};
+pub use session::{
+    Action, Answer, AuthFileError, Credentials, NeedAnswer, PromptError, PromptRequest, Session,
+    SessionConfig,
+};

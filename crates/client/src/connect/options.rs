@@ -46,6 +46,25 @@ impl std::fmt::Debug for LaunchPlan {
     }
 }
 
+/// Why a config cannot be started.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The path has no file name (e.g. it ends in `..`).
+    #[error("{} is not a config file name", .0.display())]
+    NotAFileName(PathBuf),
+    /// The config's directory cannot be made absolute.
+    #[error("cannot resolve {}: {source}", dir.display())]
+    Resolve {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The service's protocol carries text; this path is not.
+    #[error("{} is not valid Unicode", .0.display())]
+    NotUnicode(PathBuf),
+}
+
 /// The client's name and version, sent to the server as `IV_GUI_VER` like the GUI does.
 pub const GUI_VERSION: &str = concat!("iservice ", env!("CARGO_PKG_VERSION"));
 
@@ -56,20 +75,22 @@ impl LaunchPlan {
         password: Zeroizing<String>,
         source: PasswordSource,
         management: SocketAddrV4,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PlanError> {
         let name = config
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| format!("{} is not a config file name", config.display()))?;
+            .ok_or_else(|| PlanError::NotAFileName(config.to_path_buf()))?;
         let dir = match config.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = std::path::absolute(&dir)
-            .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+        let dir = std::path::absolute(&dir).map_err(|source| PlanError::Resolve {
+            dir: dir.clone(),
+            source,
+        })?;
         let working_dir = dir
             .to_str()
-            .ok_or_else(|| format!("{} is not valid Unicode", dir.display()))?
+            .ok_or_else(|| PlanError::NotUnicode(dir.clone()))?
             .to_owned();
         let options = build_options(name, &source, management);
         Ok(Self {

@@ -32,18 +32,41 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Why a prompt has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// The terminal could not be read (closed, not a terminal, ...).
+    #[error("reading from the terminal failed: {0}")]
+    Terminal(#[from] std::io::Error),
+    /// This prompter cannot answer this kind of question.
+    #[error("this client cannot answer such questions")]
+    Unsupported,
+    /// Three answers in a row were not recognised.
+    #[error("no answer was recognised (Enter or ok confirms, cancel refuses)")]
+    Unrecognised,
+}
+
+/// An auth file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFileError {
+    /// Fewer than two lines.
+    #[error("the auth file must hold the user name on line 1 and the password on line 2")]
+    NoPassword,
+    /// The first line is empty.
+    #[error("the auth file's first line (the user name) is empty")]
+    EmptyUsername,
+}
+
 impl Credentials {
     /// Reads openvpn's auth-file format: the user name on line 1, the password on line 2.
-    pub fn from_auth_file(text: &str) -> Result<Self, String> {
+    pub fn from_auth_file(text: &str) -> Result<Self, AuthFileError> {
         let mut lines = text.lines();
         let username = lines.next().unwrap_or_default();
         let Some(password) = lines.next() else {
-            return Err(
-                "the auth file must hold the user name on line 1 and the password on line 2".into(),
-            );
+            return Err(AuthFileError::NoPassword);
         };
         if username.is_empty() {
-            return Err("the auth file's first line (the user name) is empty".into());
+            return Err(AuthFileError::EmptyUsername);
         }
         Ok(Self {
             username: Zeroizing::new(username.to_owned()),
@@ -289,7 +312,7 @@ impl Session {
     }
 
     /// The user's answer to the last [`Action::Prompt`], or why there is none.
-    pub fn answer(&mut self, answer: Result<Answer, String>) {
+    pub fn answer(&mut self, answer: Result<Answer, PromptError>) {
         let request = match self.asking.take() {
             Some(Question::Credentials(request)) => request,
             other => {
@@ -311,7 +334,7 @@ impl Session {
     }
 
     /// The user's answer to the last [`Action::Need`], or why there is none.
-    pub fn answer_need(&mut self, answer: Result<NeedAnswer, String>) {
+    pub fn answer_need(&mut self, answer: Result<NeedAnswer, PromptError>) {
         let request = match self.asking.take() {
             Some(Question::Need(request)) => request,
             other => {
@@ -343,7 +366,7 @@ impl Session {
                 self.unanswered(&request, "the question was cancelled");
             }
             (Ok(_), _) => self.unanswered(&request, "the answer does not fit the question"),
-            (Err(why), _) => self.unanswered(&request, &why),
+            (Err(why), _) => self.unanswered(&request, &why.to_string()),
         }
         self.next_question();
     }

@@ -4,7 +4,7 @@ use std::io::{self, BufRead, Write};
 
 use zeroize::Zeroizing;
 
-use crate::connect::{Answer, NeedAnswer, PromptRequest, Prompter};
+use crate::connect::{Answer, NeedAnswer, PromptError, PromptRequest, Prompter};
 use crate::mgmt::NeedRequest;
 
 /// Prompts on the controlling terminal.
@@ -117,14 +117,13 @@ fn read_secret(label: &str) -> io::Result<Zeroizing<String>> {
 }
 
 impl Prompter for TerminalPrompter {
-    fn ask(&self, request: &PromptRequest) -> Result<Answer, String> {
-        let fail = |e: io::Error| format!("reading from the terminal failed: {e}");
+    fn ask(&self, request: &PromptRequest) -> Result<Answer, PromptError> {
         let mut answer = Answer::default();
         if request.username {
-            answer.username = Some(read_line("Username: ").map_err(fail)?);
+            answer.username = Some(read_line("Username: ")?);
         }
         if request.secret {
-            answer.secret = read_secret(&format!("{}: ", request.secret_label())).map_err(fail)?;
+            answer.secret = read_secret(&format!("{}: ", request.secret_label()))?;
         }
         if let Some(challenge) = &request.challenge {
             let label = format!("{}: ", challenge.text);
@@ -133,13 +132,12 @@ impl Prompter for TerminalPrompter {
             } else {
                 read_secret(&label)
             };
-            answer.response = Some(response.map_err(fail)?);
+            answer.response = Some(response?);
         }
         Ok(answer)
     }
 
-    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, String> {
-        let fail = |e: io::Error| format!("reading from the terminal failed: {e}");
+    fn need(&self, request: &NeedRequest) -> Result<NeedAnswer, PromptError> {
         let text = if request.message.is_empty() {
             format!("openvpn asks for '{}'", request.name)
         } else {
@@ -148,18 +146,17 @@ impl Prompter for TerminalPrompter {
         if request.input {
             return read_line(&format!("{text}: "))
                 .map(NeedAnswer::Text)
-                .map_err(fail);
+                .map_err(PromptError::from);
         }
         for _ in 0..3 {
-            let line =
-                read_line(&format!("{text} [Enter to confirm, or type cancel]: ")).map_err(fail)?;
+            let line = read_line(&format!("{text} [Enter to confirm, or type cancel]: "))?;
             match parse_confirmation(&line) {
                 Some(true) => return Ok(NeedAnswer::Ok),
                 Some(false) => return Ok(NeedAnswer::Cancel),
                 None => {}
             }
         }
-        Err("no answer was recognised (Enter or ok confirms, cancel refuses)".to_owned())
+        Err(PromptError::Unrecognised)
     }
 }
 

@@ -29,6 +29,7 @@ use openvpnserv_proto::channel::{
 };
 
 use crate::linux::iproute::{address, iface, mtu, route};
+use crate::linux::TranslateError;
 
 /// The script hooks openvpn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,13 +90,17 @@ fn get<'a>(env: &'a Env, key: &str) -> Option<&'a str> {
     env.get(key).map(String::as_str).filter(|v| !v.is_empty())
 }
 
-fn ip(env: &Env, key: &str) -> Result<Option<IpAddr>, String> {
+fn ip(env: &Env, key: &str) -> Result<Option<IpAddr>, TranslateError> {
     get(env, key)
         .map(|v| {
             v.parse()
-                .map_err(|_| format!("{key}={v:?} is not an address"))
+                .map_err(|_| TranslateError::invalid(key, v, "an address"))
         })
         .transpose()
+}
+
+fn missing(key: &str) -> TranslateError {
+    TranslateError::Missing(key.to_owned())
 }
 
 /// `255.255.255.0` → 24; refuses non-contiguous masks.
@@ -105,16 +110,18 @@ pub fn netmask_len(mask: Ipv4Addr) -> Option<u8> {
     (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
 }
 
-fn mask_of(env: &Env, key: &str) -> Result<u8, String> {
+fn mask_of(env: &Env, key: &str) -> Result<u8, TranslateError> {
     match ip(env, key)? {
-        Some(IpAddr::V4(m)) => netmask_len(m).ok_or_else(|| format!("{key}={m} is not a netmask")),
-        _ => Err(format!("{key} is missing")),
+        Some(IpAddr::V4(m)) => {
+            netmask_len(m).ok_or_else(|| TranslateError::invalid(key, m.to_string(), "a netmask"))
+        }
+        _ => Err(missing(key)),
     }
 }
 
 /// The requests for one hook.
-pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>, String> {
-    let dev_name = get(env, "dev").ok_or("dev is missing from the environment")?;
+pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>, TranslateError> {
+    let dev_name = get(env, "dev").ok_or_else(|| missing("dev"))?;
     let dev = iface(dev_name)?;
     let mut out = Vec::new();
     match phase {
@@ -150,9 +157,12 @@ pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>,
     Ok(out)
 }
 
-fn up_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<(), String> {
+fn up_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<(), TranslateError> {
     let tun_mtu = get(env, "tun_mtu")
-        .map(|m| m.parse::<u32>().map_err(|_| format!("tun_mtu={m:?}")))
+        .map(|m| {
+            m.parse::<u32>()
+                .map_err(|_| TranslateError::invalid("tun_mtu", m, "a number"))
+        })
         .transpose()?
         .unwrap_or(1500);
     let local = ip(env, "ifconfig_local")?;
@@ -176,16 +186,21 @@ fn up_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<()
     Ok(())
 }
 
-fn netbits(env: &Env) -> Result<u8, String> {
-    get(env, "ifconfig_ipv6_netbits")
-        .ok_or("ifconfig_ipv6_netbits is missing")?
+fn netbits(env: &Env) -> Result<u8, TranslateError> {
+    const KEY: &str = "ifconfig_ipv6_netbits";
+    let value = get(env, KEY).ok_or_else(|| missing(KEY))?;
+    value
         .parse::<u8>()
         .ok()
         .filter(|b| *b <= 128)
-        .ok_or_else(|| "ifconfig_ipv6_netbits is not 0..=128".into())
+        .ok_or_else(|| TranslateError::invalid(KEY, value, "0..=128"))
 }
 
-fn down_addresses(env: &Env, dev: &Interface, out: &mut Vec<Request>) -> Result<(), String> {
+fn down_addresses(
+    env: &Env,
+    dev: &Interface,
+    out: &mut Vec<Request>,
+) -> Result<(), TranslateError> {
     if let Some(a) = ip(env, "ifconfig_local")? {
         match ip(env, "ifconfig_remote")? {
             Some(peer) if get(env, "ifconfig_netmask").is_none() => {
@@ -207,12 +222,15 @@ fn redirect(env: &Env) -> bool {
 
 /// Routes in openvpn's order: adds are redirect routes first, then pushed IPv4 routes, then
 /// IPv6 routes; deletes are pushed IPv4 routes, then redirect routes, then IPv6 routes.
-fn routes(env: &Env, add: bool) -> Result<Vec<Request>, String> {
+fn routes(env: &Env, add: bool) -> Result<Vec<Request>, TranslateError> {
     let dev = iface(get(env, "dev").unwrap_or_default())?;
     let none = iface("")?;
-    let metric = |key: String| -> Result<Option<u32>, String> {
+    let metric = |key: String| -> Result<Option<u32>, TranslateError> {
         get(env, &key)
-            .map(|m| m.parse::<u32>().map_err(|_| format!("{key}={m:?}")))
+            .map(|m| {
+                m.parse::<u32>()
+                    .map_err(|_| TranslateError::invalid(&key, m, "a number"))
+            })
             .transpose()
     };
     let mut redirect_routes = Vec::new();
@@ -248,7 +266,9 @@ fn routes(env: &Env, add: bool) -> Result<Vec<Request>, String> {
             .split_once('/')
             .and_then(|(a, l)| Some((a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?)))
             .filter(|(a, l)| a.is_ipv6() && *l <= 128)
-            .ok_or_else(|| format!("route_ipv6_network_{i}={spec:?}"))?;
+            .ok_or_else(|| {
+                TranslateError::invalid(format!("route_ipv6_network_{i}"), spec, "an IPv6 prefix")
+            })?;
         let m = metric(format!("route_ipv6_metric_{i}"))?;
         // On a tun the next hop is meaningless: openvpn routes IPv6 on the device.
         v6.push(route(add, net, len, None, &dev, m));
@@ -348,8 +368,11 @@ fn dns_settings(env: &Env) -> Dns {
     d
 }
 
-fn fixed<const N: usize>(s: &str) -> Result<FixedStr<N>, String> {
-    FixedStr::new(s).map_err(|e| format!("{s:?}: {e}"))
+fn fixed<const N: usize>(s: &str) -> Result<FixedStr<N>, TranslateError> {
+    FixedStr::new(s).map_err(|e| TranslateError::TooLong {
+        value: s.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 fn dns_cfg(
@@ -358,7 +381,7 @@ fn dns_cfg(
     v6: bool,
     servers: &[IpAddr],
     domains: &str,
-) -> Result<Request, String> {
+) -> Result<Request, TranslateError> {
     let mut addr = [InetAddr::default(); 4];
     for (slot, a) in addr.iter_mut().zip(servers) {
         *slot = InetAddr::from_ip(*a);
@@ -377,7 +400,7 @@ fn dns_cfg(
     })
 }
 
-fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, String> {
+fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, TranslateError> {
     let d = dns_settings(env);
     if let Some((servers, resolve, search)) = d.nrpt {
         let mut addresses: [FixedStr<48>; NRPT_ADDR_NUM] = Default::default();

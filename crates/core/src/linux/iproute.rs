@@ -16,13 +16,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::linux::TranslateError;
 use openvpnserv_proto::channel::{
     AddressMsg, InetAddr, Interface, Request, RouteMsg, SetMtuMsg, AF_INET, AF_INET6, INDEX_INVALID,
 };
 
 /// Builds an interface by name (empty = none). Names longer than the field are refused.
-pub fn iface(name: &str) -> Result<Interface, String> {
-    Interface::by_name(name).map_err(|e| format!("interface name: {e}"))
+pub fn iface(name: &str) -> Result<Interface, TranslateError> {
+    Interface::by_name(name).map_err(|e| TranslateError::TooLong {
+        value: name.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 fn family(a: IpAddr) -> i16 {
@@ -86,16 +90,28 @@ pub fn mtu(dev: &Interface, v6: bool, mtu: u32) -> Request {
     })
 }
 
+fn number(key: &str, value: &str) -> Result<u32, TranslateError> {
+    value
+        .parse()
+        .map_err(|_| TranslateError::invalid(key, value, "a number"))
+}
+
 /// `a/len` or `a` (a host).
-fn prefix(s: &str, v6: bool) -> Result<(IpAddr, u8), String> {
+fn prefix(s: &str, v6: bool) -> Result<(IpAddr, u8), TranslateError> {
     let (a, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None if s == "default" => (if v6 { "::" } else { "0.0.0.0" }, Some("0")),
         None => (s, None),
     };
-    let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an address"))?;
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| TranslateError::invalid("address", s, "an address"))?;
     if addr.is_ipv6() != v6 {
-        return Err(format!("{s:?} is not of the command's family"));
+        return Err(TranslateError::invalid(
+            "address",
+            s,
+            "of the command's family",
+        ));
     }
     let full = if v6 { 128 } else { 32 };
     let len = match len {
@@ -103,7 +119,7 @@ fn prefix(s: &str, v6: bool) -> Result<(IpAddr, u8), String> {
             .parse::<u8>()
             .ok()
             .filter(|l| *l <= full)
-            .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+            .ok_or_else(|| TranslateError::invalid("prefix", s, "a valid prefix length"))?,
         None => full,
     };
     Ok((addr, len))
@@ -132,7 +148,11 @@ fn route_command(
 }
 
 /// The requests for one `ip` command line (without the program name).
-pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
+pub fn parse(argv: &[String]) -> Result<Vec<Request>, TranslateError> {
+    let command = |why: &str| TranslateError::Command {
+        command: argv.join(" "),
+        why: why.to_owned(),
+    };
     let mut words: Vec<&str> = argv.iter().map(String::as_str).collect();
     let v6 = match words.first() {
         Some(&"-6") => {
@@ -147,7 +167,7 @@ pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
     };
     let (object, verb, rest) = match words.as_slice() {
         [o, v, rest @ ..] => (*o, *v, rest),
-        _ => return Err(format!("ip {}: too short", argv.join(" "))),
+        _ => return Err(command("too short")),
     };
     let mut dev = String::new();
     let mut positional = Vec::new();
@@ -159,7 +179,7 @@ pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
             "dev" | "mtu" | "via" | "metric" | "local" | "peer" | "broadcast" | "table" => {
                 let value = it
                     .next()
-                    .ok_or_else(|| format!("ip {}: {word} needs a value", argv.join(" ")))?;
+                    .ok_or_else(|| command(&format!("{word} needs a value")))?;
                 if word == "dev" {
                     (*value).clone_into(&mut dev);
                 } else {
@@ -171,10 +191,8 @@ pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
     }
     let opt = |k: &str| opts.iter().find(|(o, _)| *o == k).map(|(_, v)| *v);
     let dev = iface(&dev)?;
-    let bad = |why: &str| Err(format!("ip {}: {why}", argv.join(" ")));
-    let metric = opt("metric")
-        .map(|m| m.parse::<u32>().map_err(|_| format!("metric {m:?}")))
-        .transpose()?;
+    let bad = |why: &str| Err(command(why));
+    let metric = opt("metric").map(|m| number("metric", m)).transpose()?;
     if opt("table").is_some() {
         return bad("routing tables other than main are not supported");
     }
@@ -183,11 +201,7 @@ pub fn parse(argv: &[String]) -> Result<Vec<Request>, String> {
     }
     match (object, verb) {
         ("link", "set") => match opt("mtu") {
-            Some(m) => Ok(vec![mtu(
-                &dev,
-                v6,
-                m.parse().map_err(|_| format!("mtu {m:?}"))?,
-            )]),
+            Some(m) => Ok(vec![mtu(&dev, v6, number("mtu", m)?)]),
             None if opt("up").is_some() => Ok(Vec::new()),
             None => bad("only 'up' and 'mtu' are supported"),
         },

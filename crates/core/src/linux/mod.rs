@@ -9,7 +9,10 @@
 
 pub mod config;
 pub mod dns;
+mod error;
 pub mod hook;
 pub mod iproute;
 pub mod journal;
 pub mod policy;
+
+pub use error::TranslateError;

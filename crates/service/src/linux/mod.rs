@@ -18,7 +18,6 @@ use tracing::error;
 
 use crate::cli::Cli;
 
-pub mod errno;
 pub mod fs;
 pub mod identity;
 pub mod launch;
@@ -27,18 +26,30 @@ pub mod net;
 pub mod server;
 pub mod session;
 
-/// Environment variable that, set to `1`, runs the service without its network layer (for
-/// tests of the session logic with a fake openvpn).
-pub const NO_NETWORK_ENV: &str = "OPENVPNSERV_NO_NETWORK";
-
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
-pub fn load_settings(cli: &Cli, instance: &Instance) -> Result<(Settings, Option<String>), String> {
+pub fn load_settings(
+    cli: &Cli,
+    instance: &Instance,
+) -> Result<(Settings, Option<String>), settings_file::LinuxSettingsError> {
     settings_file::load(
         cli.settings.as_deref(),
         Path::new(&instance.settings_path()),
     )
-    .map_err(|e| e.to_string())
+}
+
+/// Why the service stopped with an error (logged before it exits non-zero).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The network layer could not start.
+    #[error("cannot start the network layer (netlink): {0}")]
+    Network(std::io::Error),
+    /// The socket could not be bound or taken from systemd.
+    #[error(transparent)]
+    Listen(#[from] listener::ListenError),
+    /// The accept loop failed.
+    #[error("the accept loop failed: {0}")]
+    Serve(std::io::Error),
 }
 
 /// Logs to the journal when systemd connected stderr to it (and `--foreground` was not
@@ -139,15 +150,16 @@ pub fn main(cli: &Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         // For tests of the service alone (a fake openvpn): no tun, every channel request
-        // refused. Never needed in production.
-        if std::env::var_os(NO_NETWORK_ENV).is_some_and(|v| v == "1") {
-            tracing::warn!("{NO_NETWORK_ENV}=1: the network layer is off, every channel request is refused (test mode)");
+        // refused. An explicit switch on the command line, never the environment: a root
+        // daemon's environment is not where its behaviour should be decided.
+        if cli.no_network {
+            tracing::warn!("--no-network: the network layer is off, every channel request is refused (test mode)");
             return serve(instance, settings, net::NoNetwork).await;
         }
         let config = net::NetConfig::new(&settings, &instance);
         let network = net::LinuxNetwork::new(config)
             .await
-            .map_err(|e| format!("cannot start the network layer (netlink): {e}"))?;
+            .map_err(ServiceError::Network)?;
         serve(instance, settings, network).await
     });
     match result {
@@ -164,16 +176,14 @@ pub async fn serve<N: net::Network>(
     instance: Instance,
     settings: Settings,
     network: N,
-) -> Result<(), String> {
-    let activated = listener::from_systemd().map_err(|e| e.to_string())?;
+) -> Result<(), ServiceError> {
+    let activated = listener::from_systemd()?;
     let socket_path = instance.socket_path();
     let run_dir = instance.run_dir();
     let bound_here = activated.is_none();
     let listener = match activated {
         Some(l) => l,
-        None => listener::bind(Path::new(&socket_path))
-            .await
-            .map_err(|e| e.to_string())?,
+        None => listener::bind(Path::new(&socket_path)).await?,
     };
     let shared = Arc::new(session::Shared::new(
         settings,
@@ -183,7 +193,7 @@ pub async fn serve<N: net::Network>(
     ));
     let result = server::run(listener, shared)
         .await
-        .map_err(|e| e.to_string());
+        .map_err(ServiceError::Serve);
     if bound_here {
         let _ = std::fs::remove_file(&socket_path);
         // The run directory goes too when nothing is left in it (a journal that could not

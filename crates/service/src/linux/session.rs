@@ -18,7 +18,7 @@ use openvpnserv_core::limits::{LimitError, Limits, Slot};
 use openvpnserv_policy::path::linux::{FsCaller, LinuxConfigCheck};
 use openvpnserv_policy::{decide_linux, AuthSettings, Decision};
 use openvpnserv_proto::channel::Codec;
-use openvpnserv_proto::codes::{ERROR_ACCESS_DENIED, ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
+use openvpnserv_proto::codes::{self, ERROR_ACCESS_DENIED, ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
 use openvpnserv_proto::startup::{FUNCTION_LABEL, MAX_UNITS, TIMEOUT_LABEL};
 use openvpnserv_proto::{Reply, StartupMessage};
 use openvpnserv_settings::{Instance, Settings};
@@ -29,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 use zeroize::Zeroize;
 
-use super::errno::win32_code;
 use super::fs::HostFs;
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
 use super::launch::{spawn, LaunchSpec};
@@ -406,7 +405,11 @@ fn start_openvpn(
 ) -> Result<(Child, UnixSeqpacket), Reply> {
     let fail = |what: &str, e: &std::io::Error| {
         warn!("{what}: {e}");
-        Reply::error(win32_code(e), "CreateProcessAsUser", format!("{what}: {e}"))
+        Reply::error(
+            codes::errno::reply_code(e.raw_os_error()),
+            "CreateProcessAsUser",
+            format!("{what}: {e}"),
+        )
     };
     // A missing or unusable executable is the administrator's to fix; say so plainly.
     if let Err(e) = std::fs::metadata(&settings.exe_path) {

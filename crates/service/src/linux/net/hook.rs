@@ -15,18 +15,21 @@
 //! and for `ip` commands it also makes the hook fail, as a failed `ip` would.
 
 use std::collections::HashMap;
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use super::{inherited_fd, MODE_ENV};
 use crate::linux::net::{CHANNEL_FD, CHANNEL_FD_ENV};
+use nix::errno::Errno;
 use nix::sys::socket::{recv, send, setsockopt, sockopt, MsgFlags};
 use nix::sys::time::TimeVal;
 use openvpnserv_core::linux::config::{self, UserConfig};
 use openvpnserv_core::linux::hook::{self, Options, Phase};
 use openvpnserv_core::linux::iproute::{self, describe};
-use openvpnserv_proto::channel::{Codec, Envelope, Request};
+use openvpnserv_core::linux::TranslateError;
+use openvpnserv_proto::channel::{AckDecodeError, Codec, EncodeError, Envelope, Request};
 use openvpnserv_proto::codes;
 
 /// How long the service may take to acknowledge one request.
@@ -34,6 +37,48 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn say(msg: &str) {
     eprintln!("openvpnserv-hook: {msg}");
+}
+
+/// Why the hook could not do its work; openvpn's log shows the text.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// Run by hand, without a hook name or `ip` arguments.
+    #[error("run by openvpn under openvpnserv: up|route-up|route-pre-down|down, or ip arguments")]
+    Usage,
+    /// The environment or `ip` command does not translate into requests.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    /// The channel fd variable is not a number.
+    #[error("{CHANNEL_FD_ENV}={0:?} is not an fd number")]
+    BadFd(String),
+    /// The channel fd is not open.
+    #[error("the service's channel (fd {fd}) is not open: {source}; is openvpn running under openvpnserv?")]
+    NoChannel {
+        /// The fd.
+        fd: i32,
+        /// Why.
+        source: io::Error,
+    },
+    /// The fd is open but is not a socket.
+    #[error("fd {fd} is not the service's channel socket: {source}")]
+    NotChannel {
+        /// The fd.
+        fd: i32,
+        /// Why.
+        source: Errno,
+    },
+    /// A request could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Sending failed.
+    #[error("sending to the service: {0}")]
+    Send(Errno),
+    /// Receiving the acknowledgement failed (or timed out).
+    #[error("waiting for the service's answer: {0}")]
+    Receive(Errno),
+    /// The acknowledgement is malformed.
+    #[error("the service's answer: {0}")]
+    Ack(#[from] AckDecodeError),
 }
 
 /// Requests in flight at once. The service answers in order, so the hook may send ahead
@@ -49,19 +94,15 @@ pub struct Channel<'a> {
 }
 
 impl Channel<'static> {
-    fn open(env: &HashMap<String, String>) -> Result<Self, String> {
+    fn open(env: &HashMap<String, String>) -> Result<Self, HookError> {
         let n = match env.get(CHANNEL_FD_ENV) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("{CHANNEL_FD_ENV}={v:?} is not an fd number"))?,
+            Some(v) => v.parse().map_err(|_| HookError::BadFd(v.clone()))?,
             None => CHANNEL_FD,
         };
-        let fd = inherited_fd(n).map_err(|e| {
-            format!("the service's channel (fd {n}) is not open: {e}; is openvpn running under openvpnserv?")
-        })?;
+        let fd = inherited_fd(n).map_err(|source| HookError::NoChannel { fd: n, source })?;
         let timeout = TimeVal::new(ACK_TIMEOUT.as_secs() as _, 0);
         setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
-            .map_err(|e| format!("fd {n} is not the service's channel socket: {e}"))?;
+            .map_err(|source| HookError::NotChannel { fd: n, source })?;
         Ok(Channel::new(fd))
     }
 }
@@ -75,33 +116,25 @@ impl<'a> Channel<'a> {
         }
     }
 
-    fn send(&self, request: &Request) -> Result<(), String> {
-        let bytes = self
-            .codec
-            .encode(&Envelope {
-                message_id: 0,
-                request: request.clone(),
-            })
-            .map_err(|e| e.to_string())?;
-        send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
-            .map_err(|e| format!("sending to the service: {e}"))?;
+    fn send(&self, request: &Request) -> Result<(), HookError> {
+        let bytes = self.codec.encode(&Envelope {
+            message_id: 0,
+            request: request.clone(),
+        })?;
+        send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL).map_err(HookError::Send)?;
         Ok(())
     }
 
-    fn ack(&self) -> Result<u32, String> {
+    fn ack(&self) -> Result<u32, HookError> {
         let mut buf = [0u8; 64];
-        let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-            .map_err(|e| format!("waiting for the service's answer: {e}"))?;
-        let ack = self
-            .codec
-            .decode_ack(&buf[..n])
-            .map_err(|e| format!("the service's answer: {e}"))?;
-        Ok(ack.error_number)
+        let n =
+            recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(HookError::Receive)?;
+        Ok(self.codec.decode_ack(&buf[..n])?.error_number)
     }
 
     /// Sends every request (up to [`WINDOW`] ahead of the acks); returns each refused
     /// request's index and code.
-    pub fn send_all(&self, requests: &[Request]) -> Result<Vec<(usize, u32)>, String> {
+    pub fn send_all(&self, requests: &[Request]) -> Result<Vec<(usize, u32)>, HookError> {
         let mut refused = Vec::new();
         let mut sent = 0;
         for acked in 0..requests.len() {
@@ -118,7 +151,7 @@ impl<'a> Channel<'a> {
     }
 
     /// Sends every request and reports refusals on stderr; returns how many were refused.
-    fn send_and_report(&self, requests: &[Request]) -> Result<usize, String> {
+    fn send_and_report(&self, requests: &[Request]) -> Result<usize, HookError> {
         let refused = self.send_all(requests)?;
         for &(i, code) in &refused {
             say(&format!(
@@ -167,7 +200,7 @@ fn run_user_script(cfg: &UserConfig, phase: Phase, args: &[String]) -> bool {
     }
 }
 
-fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<bool, String> {
+fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<bool, HookError> {
     let cfg = user_config(env);
     let opts = Options {
         addresses_and_routes: env.get(MODE_ENV).map(String::as_str) != Some("iproute"),
@@ -189,7 +222,7 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
     Ok(ok)
 }
 
-fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, String> {
+fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, HookError> {
     let requests = iproute::parse(args)?;
     let channel = Channel::open(env)?;
     Ok(channel.send_and_report(&requests)? == 0)
@@ -201,17 +234,14 @@ pub fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     let result = match args.first().and_then(|a| Phase::parse(a)) {
         Some(phase) => hook(phase, &args[1..], &env),
-        None if args.is_empty() => Err(
-            "run by openvpn under openvpnserv: up|route-up|route-pre-down|down, or ip arguments"
-                .into(),
-        ),
+        None if args.is_empty() => Err(HookError::Usage),
         None => iproute(&args, &env),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            say(&e);
+            say(&e.to_string());
             ExitCode::FAILURE
         }
     }

@@ -43,14 +43,7 @@ fn already_gone(e: &io::Error) -> bool {
 
 /// The ack code for an OS error.
 pub fn code_of(e: &io::Error) -> u32 {
-    use nix::libc::{EACCES, EEXIST, EINVAL, ENETUNREACH, ENOENT, EPERM, ERANGE, ESRCH};
-    match e.raw_os_error() {
-        Some(EEXIST) => codes::ERROR_OBJECT_ALREADY_EXISTS,
-        Some(ENOENT | ESRCH) => codes::ERROR_NOT_FOUND,
-        Some(EPERM | EACCES) => codes::ERROR_ACCESS_DENIED,
-        Some(EINVAL | ERANGE | ENETUNREACH) => codes::ERROR_INVALID_PARAMETER,
-        _ => codes::ERROR_INVALID_DATA,
-    }
+    codes::errno::ack_code(e.raw_os_error())
 }
 
 /// Undoes one journalled change; "already gone" counts as done.
