@@ -46,7 +46,7 @@ fi
 if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
     say "adding the Rust target x86_64-pc-windows-gnu"
     if ! rustup target add x86_64-pc-windows-gnu; then
-        echo "setup: 'rustup target add x86_64-pc-windows-gnu' failed; the Windows build and its tests need it (../shared/guides/windows-on-linux.md describes a rustc-web fallback)" >&2
+        echo "setup: 'rustup target add x86_64-pc-windows-gnu' failed; the Windows build and its tests need it (docs/WINDOWS.md describes a rustc-web fallback)" >&2
         exit 1
     fi
 fi

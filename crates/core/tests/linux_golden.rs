@@ -1,4 +1,4 @@
-//! Golden tests against `linux-captures.txt` (a copy of `../shared/spec/linux-captures.txt`):
+//! Golden tests against `docs/spec/linux-captures.txt`:
 //! the privileged operations openvpn 2.6 performs, per scenario, as `ip` command lines.
 //!
 //! * `--iproute` mode: each captured command, given to the hook, must become requests that
@@ -19,7 +19,7 @@ use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Tun};
 use openvpnserv_proto::channel::Request;
 use openvpnserv_proto::codes::ERROR_ACCESS_DENIED;
 
-const CAPTURES: &str = include_str!("data/linux-captures.txt");
+const CAPTURES: &str = include_str!("../../../docs/spec/linux-captures.txt");
 
 /// Sections by their short name (`A`, `B`, `B2`, ...): the `ip` argument lines.
 fn sections() -> BTreeMap<String, Vec<String>> {
