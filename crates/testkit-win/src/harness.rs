@@ -102,6 +102,20 @@ pub fn values(work: &WorkDir, exe: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Sends the service's `tracing` events to the test's output (captured, and shown when a
+/// test fails), where its event log lines used to be echoed. `RUST_LOG` sets the level
+/// (default `info`); only the first call in a process takes effect.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// The service running in this process; stopped (and every session ended) on drop.
 pub struct InProcess {
     stop: Event,
@@ -133,6 +147,7 @@ impl InProcess {
 
     /// Serves an already bound server.
     pub fn serve(instance: &Instance, server: Server<FakeFactory>) -> Self {
+        log_to_test_output();
         let stop = Event::new().expect("event");
         let stop2 = stop.try_clone().expect("event");
         let thread = std::thread::spawn(move || server.run(&stop2));
