@@ -24,6 +24,6 @@ pub(super) fn run(exe: &str, cmdline: &str, timeout: Duration) -> Code {
 }
 
 /// The system directory (`GetSystemDirectoryW`, else `C:\Windows\system32`).
-pub fn system_dir() -> String {
+pub(super) fn system_dir() -> String {
     kernel::system_dir()
 }

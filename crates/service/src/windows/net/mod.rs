@@ -22,7 +22,7 @@ use super::sys::network::WfpEngine;
 
 mod dns;
 mod firewall;
-pub mod helper;
+mod helper;
 mod iphelper;
 mod registry;
 

@@ -82,7 +82,7 @@ pub struct Event(OwnedHandle);
 
 /// What a wait ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
+enum Wake {
     /// The object waited for is signalled.
     Ready,
     /// The stop event is set.
