@@ -5,10 +5,10 @@ use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use openvpnserv::windows::sys::wide::wide;
 use openvpnserv_proto::{Reply, StartupMessage};
 use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_MORE_DATA, ERROR_PIPE_BUSY, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    INVALID_HANDLE_VALUE,
+    ERROR_MORE_DATA, ERROR_PIPE_BUSY, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{CreateFileW, ReadFile, WriteFile, OPEN_EXISTING};
 use windows_sys::Win32::System::Pipes::{
@@ -33,13 +33,9 @@ pub struct Client {
     pipe: OwnedHandle,
 }
 
-fn wide(s: &str) -> Vec<u16> {
-    s.encode_utf16().chain(Some(0)).collect()
-}
-
+/// `GetLastError()` of the call just made.
 fn last_error() -> u32 {
-    // SAFETY: no preconditions.
-    unsafe { GetLastError() }
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
 }
 
 impl Client {

@@ -2,19 +2,16 @@
 //! per-test working directories. Every guard cleans up on drop, also when a test fails.
 
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::thread::JoinHandle;
 
 use openvpnserv::windows::server::{Context, MembershipSource, NetFactory, Server};
-use openvpnserv::windows::win32::Event;
+use openvpnserv::windows::sys::kernel::Event;
+use openvpnserv::windows::sys::registry::Key;
+use openvpnserv::windows::sys::Win32Error;
 use openvpnserv_core::windows::fake::RecordingNet;
 use openvpnserv_proto::channel::{Arch, Codec, Revision};
 use openvpnserv_settings::registry::{self, RegValue};
 use openvpnserv_settings::{Instance, Settings};
-use windows_sys::Win32::System::Registry::{
-    RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegOpenKeyExW, RegSetValueExW, HKEY,
-    HKEY_LOCAL_MACHINE, KEY_READ, KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ,
-};
 
 /// Hands every session a clone of one recording fake.
 #[derive(Clone, Default)]
@@ -105,10 +102,24 @@ pub fn values(work: &WorkDir, exe: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Sends the service's `tracing` events to the test's output (captured, and shown when a
+/// test fails), where its event log lines used to be echoed. `RUST_LOG` sets the level
+/// (default `info`); only the first call in a process takes effect.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// The service running in this process; stopped (and every session ended) on drop.
 pub struct InProcess {
     stop: Event,
-    thread: Option<JoinHandle<Result<(), openvpnserv::windows::win32::Win32Error>>>,
+    thread: Option<JoinHandle<Result<(), Win32Error>>>,
     /// The pipe's path.
     pub pipe_path: String,
 }
@@ -136,6 +147,7 @@ impl InProcess {
 
     /// Serves an already bound server.
     pub fn serve(instance: &Instance, server: Server<FakeFactory>) -> Self {
+        log_to_test_output();
         let stop = Event::new().expect("event");
         let stop2 = stop.try_clone().expect("event");
         let thread = std::thread::spawn(move || server.run(&stop2));
@@ -147,7 +159,7 @@ impl InProcess {
     }
 
     /// Stops the service and waits for it; its result.
-    pub fn stop(mut self) -> Result<(), openvpnserv::windows::win32::Win32Error> {
+    pub fn stop(mut self) -> Result<(), Win32Error> {
         self.stop.set();
         self.thread
             .take()
@@ -164,10 +176,6 @@ impl Drop for InProcess {
     }
 }
 
-fn wide(s: &str) -> Vec<u16> {
-    s.encode_utf16().chain(Some(0)).collect()
-}
-
 /// A key under `HKLM` with `REG_SZ` test values; deleted (with everything below it) on drop.
 #[derive(Debug)]
 pub struct RegistryKey {
@@ -177,41 +185,11 @@ pub struct RegistryKey {
 impl RegistryKey {
     /// Writes the key (`""` = the default value).
     pub fn new(key: &str, values: &[(&str, String)]) -> Self {
-        let wkey = wide(key);
-        let mut h: HKEY = ptr::null_mut();
-        // SAFETY: NUL-terminated key name; valid out pointer.
-        let rc = unsafe {
-            RegCreateKeyExW(
-                HKEY_LOCAL_MACHINE,
-                wkey.as_ptr(),
-                0,
-                ptr::null(),
-                REG_OPTION_NON_VOLATILE,
-                KEY_WRITE,
-                ptr::null(),
-                &raw mut h,
-                ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "create HKLM\\{key}");
+        let k = Key::create(key).unwrap_or_else(|e| panic!("create HKLM\\{key}: {e}"));
         for (name, value) in values {
-            let wname = wide(name);
-            let data: Vec<u8> = wide(value).iter().flat_map(|u| u.to_le_bytes()).collect();
-            // SAFETY: valid key; `data` holds a NUL-terminated REG_SZ.
-            let rc = unsafe {
-                RegSetValueExW(
-                    h,
-                    wname.as_ptr(),
-                    0,
-                    REG_SZ,
-                    data.as_ptr(),
-                    data.len() as u32,
-                )
-            };
-            assert_eq!(rc, 0, "set {name}");
+            k.set_sz(name, value)
+                .unwrap_or_else(|e| panic!("set {name}: {e}"));
         }
-        // SAFETY: opened above, closed once.
-        unsafe { RegCloseKey(h) };
         Self {
             key: key.to_owned(),
         }
@@ -225,40 +203,12 @@ impl RegistryKey {
 
 /// Whether `HKLM\<key>` exists.
 pub fn exists(key: &str) -> bool {
-    let wkey = wide(key);
-    let mut h: HKEY = ptr::null_mut();
-    // SAFETY: NUL-terminated name; valid out pointer; closed below.
-    unsafe {
-        let rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, wkey.as_ptr(), 0, KEY_READ, &raw mut h);
-        if rc == 0 {
-            RegCloseKey(h);
-        }
-        rc == 0
-    }
+    Key::exists(key)
 }
 
 impl Drop for RegistryKey {
     fn drop(&mut self) {
-        let wkey = wide(&self.key);
-        // SAFETY: NUL-terminated key name.
-        unsafe { RegDeleteTreeW(HKEY_LOCAL_MACHINE, wkey.as_ptr()) };
-        let (parent, leaf) = self.key.rsplit_once('\\').unwrap_or(("", &self.key));
-        let (wparent, wleaf) = (wide(parent), wide(leaf));
-        let mut h: HKEY = ptr::null_mut();
-        // SAFETY: NUL-terminated names; valid out pointer; the key is closed below.
-        unsafe {
-            if RegOpenKeyExW(
-                HKEY_LOCAL_MACHINE,
-                wparent.as_ptr(),
-                0,
-                KEY_WRITE,
-                &raw mut h,
-            ) == 0
-            {
-                RegDeleteTreeW(h, wleaf.as_ptr());
-                RegCloseKey(h);
-            }
-        }
+        let _ = Key::delete_tree(&self.key);
     }
 }
 

@@ -6,13 +6,15 @@
 
 use std::os::windows::process::CommandExt;
 
+use openvpnserv::windows::sys::kernel::wide_at;
+use openvpnserv::windows::sys::wide::wide;
 use openvpnserv_policy::split::{command_line_to_argv, crt_args};
 use windows_sys::Win32::Foundation::LocalFree;
 use windows_sys::Win32::UI::Shell::CommandLineToArgvW;
 
 /// shell32's answer.
 fn shell32(line: &str) -> Vec<String> {
-    let wide: Vec<u16> = line.encode_utf16().chain(Some(0)).collect();
+    let wide = wide(line);
     let mut n = 0i32;
     // SAFETY: `wide` is NUL-terminated and outlives the call; `n` is a valid out pointer.
     let argv = unsafe { CommandLineToArgvW(wide.as_ptr(), &raw mut n) };
@@ -20,16 +22,7 @@ fn shell32(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..usize::try_from(n).unwrap_or(0) {
         // SAFETY: the array holds `n` valid NUL-terminated strings until LocalFree.
-        let arg = unsafe { *argv.add(i) };
-        let mut len = 0;
-        // SAFETY: as above; we stop at the terminator.
-        while unsafe { *arg.add(len) } != 0 {
-            len += 1;
-        }
-        // SAFETY: `len` units are readable.
-        out.push(String::from_utf16_lossy(unsafe {
-            std::slice::from_raw_parts(arg, len)
-        }));
+        out.push(unsafe { wide_at(*argv.add(i)) });
     }
     // SAFETY: `argv` was allocated by CommandLineToArgvW and is freed once.
     unsafe { LocalFree(argv.cast()) };

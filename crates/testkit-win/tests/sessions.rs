@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use openvpnserv::windows::launch::create_channel;
-use openvpnserv::windows::security::normalize_dacl_sddl;
 use openvpnserv::windows::server::{Context, MembershipSource, Server};
+use openvpnserv::windows::sys::security::normalize_dacl_sddl;
 use openvpnserv_core::windows::fake::RecordingNet;
 use openvpnserv_core::windows::sddl;
 use openvpnserv_proto::channel::{Arch, Codec, Revision};
@@ -622,7 +622,7 @@ fn cve_2024_4877_client_pipe_descriptor() {
 #[test]
 fn channel_pipe_descriptor_and_name() {
     let instance = Instance::new("chan").unwrap();
-    let uuid = openvpnserv::windows::launch::new_uuid().unwrap();
+    let uuid = openvpnserv::windows::launch::new_uuid();
     assert_eq!(uuid.len(), 36);
     assert!(
         uuid.chars()
@@ -640,7 +640,7 @@ fn channel_pipe_descriptor_and_name() {
 #[test]
 fn launched_process_has_the_intended_descriptor() {
     use openvpnserv::windows::launch::{launch, LaunchRequest};
-    use openvpnserv::windows::token::Token;
+    use openvpnserv::windows::sys::security::Token;
     let work = WorkDir::new("procsd");
     work.write(
         SCENARIO_FILE,
@@ -663,8 +663,7 @@ fn launched_process_has_the_intended_descriptor() {
             options: "--config a.ovpn",
             working_dir: &work.text(),
             priority_class: 0x20,
-            channel_name: instance
-                .session_pipe_path(1, &openvpnserv::windows::launch::new_uuid().unwrap()),
+            channel_name: instance.session_pipe_path(1, &openvpnserv::windows::launch::new_uuid()),
             service_sid: &sid,
             user_sid: &sid,
             stdin_len: 0,
@@ -682,11 +681,11 @@ fn launched_process_has_the_intended_descriptor() {
 #[ignore = "Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE"]
 fn cve_2024_4877_pre_created_pipe_name_stops_the_service() {
     let instance = Instance::new("squat").unwrap();
-    let sd =
-        openvpnserv::windows::security::SecurityDescriptor::from_sddl("D:(A;;GA;;;WD)").unwrap();
-    let _squatter = openvpnserv::windows::pipe::Pipe::create(
+    let sd = openvpnserv::windows::sys::security::SecurityDescriptor::from_sddl("D:(A;;GA;;;WD)")
+        .unwrap();
+    let _squatter = openvpnserv::windows::sys::kernel::Pipe::create(
         &instance.pipe_path(),
-        openvpnserv::windows::pipe::PipeSpec::client(false),
+        openvpnserv::windows::sys::kernel::PipeSpec::client(false),
         &sd,
     )
     .unwrap();
@@ -700,11 +699,11 @@ fn cve_2024_4877_other_user_cannot_create_an_instance() {
     // Run as a non-SYSTEM user while the service runs: CreateNamedPipe on its name must fail
     // with ERROR_ACCESS_DENIED because Everyone is denied FILE_CREATE_PIPE_INSTANCE.
     let s = setup("squat2", MembershipSource::NoGroups, Revision::V27, &[]);
-    let sd =
-        openvpnserv::windows::security::SecurityDescriptor::from_sddl("D:(A;;GA;;;WD)").unwrap();
-    let err = openvpnserv::windows::pipe::Pipe::create(
+    let sd = openvpnserv::windows::sys::security::SecurityDescriptor::from_sddl("D:(A;;GA;;;WD)")
+        .unwrap();
+    let err = openvpnserv::windows::sys::kernel::Pipe::create(
         &s.service.pipe_path,
-        openvpnserv::windows::pipe::PipeSpec::client(false),
+        openvpnserv::windows::sys::kernel::PipeSpec::client(false),
         &sd,
     )
     .unwrap_err();
@@ -756,7 +755,7 @@ fn second_user_cannot_open_the_channel_pipe() {
     // ERROR_ACCESS_DENIED (the DACL grants SYSTEM and the owner only) — and a second open by
     // anyone fails with ERROR_PIPE_BUSY (one instance).
     let instance = Instance::new("chan2").unwrap();
-    let name = instance.session_pipe_path(1, &openvpnserv::windows::launch::new_uuid().unwrap());
+    let name = instance.session_pipe_path(1, &openvpnserv::windows::launch::new_uuid());
     let (_pipe, _client) = create_channel(&name).unwrap();
     assert!(Client::connect(&name).is_err());
 }

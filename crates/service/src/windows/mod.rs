@@ -2,75 +2,118 @@
 //!
 //! * [`scm`]: `-install`, `-remove`, `-start`, and running under the SCM.
 //! * [`server`]: the client pipe's accept loop; [`session`]: one client from startup message
-//!   to undo; [`launch`]: `CreateProcessAsUserW`; [`token`]: identity and impersonation.
-//! * [`pipe`]: overlapped pipe I/O with timeouts; [`security`]: descriptors; [`reply`]:
-//!   error replies through `FormatMessageW`; [`eventlog`]: the event log.
+//!   to undo; [`launch`]: starting openvpn as the client; [`token`]: group membership.
+//! * [`reply`]: error replies; [`version`]: which channel numbering; [`eventlog`]: the
+//!   `tracing` layer that writes the event log.
 //! * [`net`]: the real network layer behind `openvpnserv_core::windows::net::WinNet`; the
 //!   handlers' logic is in `openvpnserv_core::windows::session`.
+//! * [`sys`]: the only layer that calls the operating system directly. Every other module
+//!   here is declared with `deny(unsafe_code)` and calls its wrappers.
 
+#[deny(unsafe_code)]
 pub mod eventlog;
+#[deny(unsafe_code)]
 pub mod launch;
+#[deny(unsafe_code)]
 pub mod net;
-pub mod pipe;
-pub mod registry;
+#[deny(unsafe_code)]
 pub mod reply;
+#[deny(unsafe_code)]
 pub mod scm;
-pub mod security;
+#[deny(unsafe_code)]
 pub mod server;
+#[deny(unsafe_code)]
 pub mod session;
+pub mod sys;
+#[deny(unsafe_code)]
 pub mod token;
+#[deny(unsafe_code)]
 pub mod version;
-pub mod win32;
 
 use std::process::ExitCode;
 
 use openvpnserv_core::windows::session::startup_cleanup;
 use openvpnserv_proto::channel::{Arch, Codec};
-use openvpnserv_settings::Instance;
+use openvpnserv_settings::registry::RegistryError;
+use openvpnserv_settings::{Instance, Settings};
+use tracing::{error, info};
 
 use crate::cli::Cli;
-use eventlog::EventLog;
 use server::{Context, MembershipSource, Server};
-use win32::Event;
+use sys::kernel::Event;
+use sys::registry::Key;
+use sys::Win32Error;
 
-/// Runs the service for `instance` until `stop` is set: start-up clean-up, settings, the
-/// first pipe instance, then `running()` and the accept loop. Returns the Win32 exit code.
-pub fn run_service(instance: &Instance, stop: &Event, running: impl FnOnce()) -> u32 {
-    let log = EventLog::new(&instance.event_source());
-    startup_cleanup(&mut net::RealNet);
-    let settings = match registry::load(instance) {
-        Ok(s) => s,
-        Err(e) => {
-            log.error(&e.to_string());
-            return match e {
-                openvpnserv_settings::registry::RegistryError::KeyMissing { .. } => 2,
-                openvpnserv_settings::registry::RegistryError::Value { .. } => 13,
-            };
-        }
+/// Loads the settings of `instance` from `HKLM\SOFTWARE\OpenVPN<id>` (spec §7). The rules
+/// live in `openvpnserv_settings::registry`; this only fetches the values.
+pub fn load_settings(instance: &Instance) -> Result<Settings, RegistryError> {
+    let Ok(key) = Key::open(&instance.registry_key()) else {
+        return Err(RegistryError::KeyMissing {
+            key: instance.registry_key(),
+        });
     };
+    openvpnserv_settings::registry::read(instance, |name| key.setting(name))
+}
+
+/// Why the service could not start; its `Display` is the event log's text.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The registry settings are missing or unusable.
+    #[error(transparent)]
+    Settings(#[from] RegistryError),
+    /// The service's own identity could not be read.
+    #[error(transparent)]
+    Context(Win32Error),
+    /// The client pipe could not be created (its name may be taken: CVE-2024-4877).
+    #[error("Could not create the pipe {path}: {source}")]
+    Pipe {
+        /// The pipe's path.
+        path: String,
+        /// What failed.
+        source: Win32Error,
+    },
+}
+
+impl StartError {
+    /// The Win32 exit code the SCM is told.
+    pub fn exit_code(&self) -> u32 {
+        match self {
+            StartError::Settings(RegistryError::KeyMissing { .. }) => 2,
+            StartError::Settings(RegistryError::Value { .. }) => 13,
+            StartError::Context(e) | StartError::Pipe { source: e, .. } => e.code,
+        }
+    }
+}
+
+/// Start-up: clean-up, settings, the first pipe instance.
+fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError> {
+    startup_cleanup(&mut net::RealNet);
+    let settings = load_settings(instance)?;
     let (revision, why) = version::revision(settings.msg_protocol, &settings.exe_path);
-    log.info(&format!("channel numbering {revision:?}: {why}"));
-    let ctx = match Context::new(
+    info!("channel numbering {revision:?}: {why}");
+    let ctx = Context::new(
         instance.clone(),
         settings,
         Codec::new(Arch::NATIVE, revision),
         MembershipSource::Token,
         net::RealNetFactory,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            log.error(&e.to_string());
-            return e.code;
-        }
-    };
-    let server = match Server::bind(ctx) {
+    )
+    .map_err(StartError::Context)?;
+    Server::bind(ctx).map_err(|source| StartError::Pipe {
+        path: instance.pipe_path(),
+        source,
+    })
+}
+
+/// Runs the service for `instance` until `stop` is set: start-up clean-up, settings, the
+/// first pipe instance, then `running()` and the accept loop. Returns the Win32 exit code.
+pub fn run_service(instance: &Instance, stop: &Event, running: impl FnOnce()) -> u32 {
+    eventlog::init(&instance.event_source());
+    let server = match start(instance) {
         Ok(s) => s,
         Err(e) => {
-            log.error(&format!(
-                "Could not create the pipe {}: {e}",
-                instance.pipe_path()
-            ));
-            return e.code;
+            error!("{e}");
+            return e.exit_code();
         }
     };
     running();
@@ -97,12 +140,13 @@ pub fn main(cli: &Cli) -> ExitCode {
     let instance = match cli.instance() {
         Ok(i) => i,
         Err(e) => {
-            EventLog::new("openvpnserv").error(&e.to_string());
+            eventlog::init("openvpnserv");
+            error!("{e}");
             return ExitCode::FAILURE;
         }
     };
     if cli.check_config {
-        return match registry::load(&instance) {
+        return match load_settings(&instance) {
             Ok(settings) => {
                 println!(
                     "# effective settings of instance {:?}, read from HKLM\\{}",
@@ -131,7 +175,8 @@ pub fn main(cli: &Cli) -> ExitCode {
     println!("StartServiceCtrlDispatcher being called.");
     println!("This may take a few seconds. Please wait.");
     if let Err(e) = scm::dispatch(instance) {
-        EventLog::new("openvpnserv").error(&format!("StartServiceCtrlDispatcher failed: {e}"));
+        eventlog::init("openvpnserv");
+        error!("StartServiceCtrlDispatcher failed: {e}");
         eprint!("{USAGE}");
     }
     ExitCode::SUCCESS

@@ -2,17 +2,11 @@
 //! `0x%1!08x!\n%2!s!\n%3!s!` through `FormatMessageW`, so the bytes are whatever the system
 //! makes of it (Wine turns each LF into CRLF). PID replies are plain text (spec §4.5).
 
-use std::ptr;
-
 use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA};
 use openvpnserv_proto::reply::MAX_REPLY_UNITS;
-use windows_sys::Win32::Foundation::{LocalFree, HLOCAL};
-use windows_sys::Win32::System::Diagnostics::Debug::{
-    FormatMessageW, FORMAT_MESSAGE_ALLOCATE_BUFFER, FORMAT_MESSAGE_ARGUMENT_ARRAY,
-    FORMAT_MESSAGE_FROM_STRING,
-};
 
-use super::win32::{system_text, wide};
+use super::sys::kernel::{format_reply, system_text};
+use super::sys::wide::le_bytes;
 
 /// What is sent when formatting itself fails.
 const FALLBACK: &str = "0xffffffff\nFormatMessage failed\nCould not return result";
@@ -23,7 +17,7 @@ fn encode(units: &[u16]) -> Vec<u8> {
     if end < units.len() && end > 0 && (0xD800..0xDC00).contains(&units[end - 1]) {
         end -= 1;
     }
-    units[..end].iter().flat_map(|u| u.to_le_bytes()).collect()
+    le_bytes(&units[..end])
 }
 
 /// The bytes of an error reply. Line 3 is the system's text for `code`; the service's own
@@ -34,39 +28,10 @@ pub fn error_reply(code: u32, function: &str) -> Vec<u8> {
     } else {
         system_text(code)
     };
-    let pattern = wide("0x%1!08x!\n%2!s!\n%3!s!");
-    let function = wide(function);
-    let text = wide(&text);
-    let args: [usize; 3] = [
-        code as usize,
-        function.as_ptr() as usize,
-        text.as_ptr() as usize,
-    ];
-    let mut out: *mut u16 = ptr::null_mut();
-    // SAFETY: FROM_STRING with an argument array of three pointer-sized values matching the
-    // pattern's inserts (a number, two NUL-terminated wide strings that outlive the call);
-    // ALLOCATE_BUFFER stores a LocalAlloc'd pointer at `out`.
-    let len = unsafe {
-        FormatMessageW(
-            FORMAT_MESSAGE_FROM_STRING
-                | FORMAT_MESSAGE_ALLOCATE_BUFFER
-                | FORMAT_MESSAGE_ARGUMENT_ARRAY,
-            pattern.as_ptr().cast(),
-            0,
-            0,
-            (&raw mut out).cast(),
-            0,
-            args.as_ptr().cast(),
-        )
-    };
-    if len == 0 || out.is_null() {
-        return encode(&FALLBACK.encode_utf16().collect::<Vec<_>>());
+    match format_reply(code, function, &text) {
+        Some(units) => encode(&units),
+        None => encode(&FALLBACK.encode_utf16().collect::<Vec<_>>()),
     }
-    // SAFETY: FormatMessageW wrote `len` units at `out`.
-    let bytes = encode(unsafe { std::slice::from_raw_parts(out, len as usize) });
-    // SAFETY: allocated by FormatMessageW, freed once.
-    unsafe { LocalFree(out as HLOCAL) };
-    bytes
 }
 
 #[cfg(test)]

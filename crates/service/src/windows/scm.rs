@@ -15,7 +15,7 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_dispatcher;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
-use super::win32::Event;
+use super::sys::kernel::Event;
 
 /// The instance the dispatcher's callback serves (set once before dispatching).
 static INSTANCE: OnceLock<Instance> = OnceLock::new();

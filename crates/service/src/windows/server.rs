@@ -2,6 +2,7 @@
 //! worker thread per client, a cap on concurrent sessions, and a clean stop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -10,14 +11,14 @@ use openvpnserv_core::windows::sddl;
 use openvpnserv_proto::channel::Codec;
 use openvpnserv_proto::codes::ERROR_CANT_WAIT;
 use openvpnserv_settings::{Instance, Settings};
+use tracing::{error, info};
 
-use super::eventlog::EventLog;
-use super::pipe::{IoError, Pipe, PipeSpec};
 use super::reply::error_reply;
-use super::security::SecurityDescriptor;
 use super::session;
-use super::token::{administrators_group_name, Token};
-use super::win32::{Event, Win32Error};
+use super::sys::kernel::{Event, IoError, Pipe, PipeSpec};
+use super::sys::security::{SecurityDescriptor, Token};
+use super::sys::Win32Error;
+use super::token::administrators_group_name;
 
 /// Makes the network layer of each session.
 pub trait NetFactory: Send + Sync + 'static {
@@ -53,10 +54,10 @@ pub struct Context<F: NetFactory> {
     pub service_sid: String,
     /// Network layer factory.
     pub net: F,
-    /// Where messages go.
-    pub log: EventLog,
     /// Sessions per user SID.
     pub per_user: Mutex<HashMap<String, u32>>,
+    /// The number of the next session, for the log.
+    next_id: AtomicU64,
 }
 
 impl<F: NetFactory> Context<F> {
@@ -76,7 +77,6 @@ impl<F: NetFactory> Context<F> {
             settings.ovpn_admin_group.clone(),
         ];
         Ok(Self {
-            log: EventLog::new(&instance.event_source()),
             instance,
             settings,
             codec,
@@ -85,7 +85,13 @@ impl<F: NetFactory> Context<F> {
             service_sid,
             net,
             per_user: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
         })
+    }
+
+    /// A number for a new session (1, 2, …), which its log lines carry.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -122,15 +128,13 @@ impl<F: NetFactory> Server<F> {
             match self.listening.connect(stop) {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.ctx
-                        .log
-                        .info("ConnectNamedPipe returned ERROR_NO_DATA (client dropped)");
+                    info!("ConnectNamedPipe returned ERROR_NO_DATA (client dropped)");
                     continue;
                 }
                 Err(IoError::Stopped) => break Ok(()),
                 Err(IoError::Timeout) => continue,
                 Err(IoError::Os(e)) => {
-                    self.ctx.log.error(&format!("Could not connect pipe: {e}"));
+                    error!("Could not connect pipe: {e}");
                     break Err(Win32Error::new(e.code, "ConnectNamedPipe"));
                 }
             }
@@ -142,9 +146,7 @@ impl<F: NetFactory> Server<F> {
             ) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.ctx
-                        .log
-                        .error(&format!("Could not create the next pipe instance: {e}"));
+                    error!("Could not create the next pipe instance: {e}");
                     break Err(e);
                 }
             };
@@ -157,7 +159,10 @@ impl<F: NetFactory> Server<F> {
                     &error_reply(ERROR_CANT_WAIT, "Too many concurrent clients"),
                     Some(stop),
                 );
-                self.ctx.log.error("Too many concurrent clients");
+                error!(
+                    client_pid = conn.client_pid().unwrap_or(0),
+                    "Too many concurrent clients"
+                );
                 continue;
             }
             let ctx = Arc::clone(&self.ctx);
@@ -170,9 +175,7 @@ impl<F: NetFactory> Server<F> {
                 .spawn(move || session::serve(&conn, &ctx, &stop))
             {
                 Ok(w) => workers.push(w),
-                Err(e) => self.ctx.log.error(&format!(
-                    "Insufficient resources to service new clients: {e}"
-                )),
+                Err(e) => error!("Insufficient resources to service new clients: {e}"),
             }
         };
         stop.set();

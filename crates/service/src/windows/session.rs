@@ -1,8 +1,8 @@
 //! One client session (spec §2, §3, §4, §5, §6.3): startup message, decision, launch, the
 //! channel, and the end with its 2 s grace, undo and replies.
 
-use std::os::windows::io::OwnedHandle;
-use std::ptr;
+use std::fs::File;
+use std::io::Write;
 use std::time::Duration;
 
 use openvpnserv_core::windows::session::{SessionConfig, WinSession};
@@ -11,24 +11,23 @@ use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Member
 use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA, ERROR_TOO_MANY_SESS};
 use openvpnserv_proto::startup::{self, MAX_BYTES};
 use openvpnserv_proto::{Reply, StartupMessage};
-use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
-use windows_sys::Win32::Storage::FileSystem::WriteFile;
-use windows_sys::Win32::System::Threading::{
-    GetExitCodeProcess, TerminateProcess, WaitForSingleObject,
-};
+use tracing::{debug, error, info};
 use zeroize::Zeroize;
 
 use super::launch::{self, LaunchRequest, Launched};
-use super::pipe::{is_more_data, IoError, Pipe, IO_TIMEOUT};
 use super::reply::error_reply;
 use super::server::{Context, MembershipSource, NetFactory};
-use super::token::{Impersonation, Token, TokenMembership};
-use super::win32::{raw, Event, Win32Error};
+use super::sys::kernel::{Event, IoError, Pipe, Process, IO_TIMEOUT};
+use super::sys::security::{Impersonation, Token};
+use super::sys::Win32Error;
+use super::token::TokenMembership;
 
 /// How long openvpn may take to exit after its channel ends.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a session ended before openvpn ran: the reply's code and line 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{label} (0x{code:08x})")]
 struct Failure {
     code: u32,
     label: String,
@@ -54,7 +53,10 @@ impl Membership for NoGroups {
 /// A per-user session slot, given back on drop.
 struct Slot<'a, F: NetFactory> {
     ctx: &'a Context<F>,
+    /// The user's SID, which the slots are counted by.
     user: String,
+    /// The user's account name, for the log.
+    name: String,
 }
 
 impl<F: NetFactory> Drop for Slot<'_, F> {
@@ -73,7 +75,11 @@ impl<F: NetFactory> Drop for Slot<'_, F> {
     }
 }
 
-fn take_slot<'a, F: NetFactory>(ctx: &'a Context<F>, user: &str) -> Option<Slot<'a, F>> {
+fn take_slot<'a, F: NetFactory>(
+    ctx: &'a Context<F>,
+    user: &str,
+    name: &str,
+) -> Option<Slot<'a, F>> {
     let mut map = ctx
         .per_user
         .lock()
@@ -86,6 +92,7 @@ fn take_slot<'a, F: NetFactory>(ctx: &'a Context<F>, user: &str) -> Option<Slot<
     Some(Slot {
         ctx,
         user: user.to_owned(),
+        name: name.to_owned(),
     })
 }
 
@@ -101,9 +108,20 @@ fn close(conn: &Pipe) {
     conn.disconnect();
 }
 
+/// What the log says about a session: its number and the client's process id.
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    session: u64,
+    client_pid: u32,
+}
+
 /// Serves one connected client to the end.
 pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
-    let mut msg = match read_startup(conn, ctx, stop) {
+    let tag = Tag {
+        session: ctx.next_session_id(),
+        client_pid: conn.client_pid().unwrap_or(0),
+    };
+    let mut msg = match read_startup(conn, stop, tag) {
         Ok(m) => m,
         Err(Some(f)) => {
             send(conn, &error_reply(f.code, &f.label), stop);
@@ -115,22 +133,24 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
             return;
         }
     };
-    let (launched, _slot) = match start(conn, ctx, &msg) {
+    let (launched, slot) = match start(conn, ctx, &msg, tag) {
         Ok(x) => x,
         Err(f) => {
-            ctx.log.error(&format!("{} (0x{:08x})", f.label, f.code));
+            error!(session = tag.session, client_pid = tag.client_pid, "{f}");
             send(conn, &error_reply(f.code, &f.label), stop);
             close(conn);
             return;
         }
     };
-    send(conn, &Reply::Pid(launched.pid).encode(), stop);
+    let user = slot.name.clone();
+    let pid = launched.process.pid();
+    debug!(session = tag.session, user = %user, openvpn_pid = pid, "openvpn started");
+    send(conn, &Reply::Pid(pid).encode(), stop);
     write_stdin(&launched.stdin, &msg.stdin);
     // The third string is usually the management password.
     msg.stdin.zeroize();
     let Launched {
         process,
-        pid,
         stdin,
         channel,
     } = launched;
@@ -142,32 +162,22 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
         },
     );
     session.set_pid(pid);
-    serve_channel(&channel, &mut session, ctx, stop);
+    serve_channel(&channel, &mut session, ctx, stop, tag);
     drop(channel);
     if let Some(code) = end_process(&process) {
-        ctx.log
-            .error(&format!("OpenVPN exited with error: exit code = {code}"));
-        send(
-            conn,
-            &error_reply(
-                ERROR_OPENVPN_STARTUP,
-                &format!("OpenVPN exited with error: exit code = {code}"),
-            ),
-            stop,
-        );
+        let text = format!("OpenVPN exited with error: exit code = {code}");
+        error!(session = tag.session, user = %user, "{text}");
+        send(conn, &error_reply(ERROR_OPENVPN_STARTUP, &text), stop);
     }
     session.finish();
+    debug!(session = tag.session, user = %user, "session ended");
     drop(stdin);
     close(conn);
 }
 
 /// Reads and decodes the startup message (spec §2.2, §2.3). `Err(None)`: the service is
 /// stopping, no reply.
-fn read_startup<F: NetFactory>(
-    conn: &Pipe,
-    ctx: &Context<F>,
-    stop: &Event,
-) -> Result<StartupMessage, Option<Failure>> {
+fn read_startup(conn: &Pipe, stop: &Event, tag: Tag) -> Result<StartupMessage, Option<Failure>> {
     let startup_error = |label: &str| Failure {
         code: ERROR_STARTUP_DATA,
         label: label.to_owned(),
@@ -176,12 +186,20 @@ fn read_startup<F: NetFactory>(
     let n = match conn.read(&mut buf, Some(stop), Some(IO_TIMEOUT)) {
         Ok(n) => n,
         Err(IoError::Timeout) => {
-            ctx.log.error("Timeout waiting for startup data");
+            error!(
+                session = tag.session,
+                client_pid = tag.client_pid,
+                "Timeout waiting for startup data"
+            );
             return Err(Some(startup_error(startup::TIMEOUT_LABEL)));
         }
         Err(IoError::Stopped) => return Err(None),
-        Err(e) if is_more_data(&e) => {
-            ctx.log.error("Startup data is too long");
+        Err(e) if e.is_more_data() => {
+            error!(
+                session = tag.session,
+                client_pid = tag.client_pid,
+                "Startup data is too long"
+            );
             return Err(Some(startup_error(startup::FUNCTION_LABEL)));
         }
         Err(e) => {
@@ -197,7 +215,11 @@ fn read_startup<F: NetFactory>(
     match decoded {
         Ok(d) => Ok(d.message),
         Err(e) => {
-            ctx.log.error(&format!("Invalid startup data: {e}"));
+            error!(
+                session = tag.session,
+                client_pid = tag.client_pid,
+                "Invalid startup data: {e}"
+            );
             Err(Some(startup_error(e.function())))
         }
     }
@@ -209,13 +231,14 @@ fn start<'a, F: NetFactory>(
     conn: &Pipe,
     ctx: &'a Context<F>,
     msg: &StartupMessage,
+    tag: Tag,
 ) -> Result<(Launched, Slot<'a, F>), Failure> {
     let imp = Impersonation::start(conn)?;
     let token = Token::thread()?;
     let token_user = token.user("GetTokenInformation (impersonation token)")?;
     let user_sid = token_user.sid.clone();
     let (user, domain) = token_user.account().unwrap_or_else(|e| {
-        ctx.log.error(&format!("{e}"));
+        error!(session = tag.session, client_pid = tag.client_pid, "{e}");
         (String::new(), String::new())
     });
     let caller = Caller {
@@ -254,9 +277,11 @@ fn start<'a, F: NetFactory>(
     };
     match decision {
         Ok(Allowance::Validated) => {}
-        Ok(Allowance::Authorized(by, refusal)) => ctx.log.info(&format!(
+        Ok(Allowance::Authorized(by, refusal)) => info!(
+            session = tag.session,
+            user = %user,
             "Authorizing user '{user}@{domain}' by virtue of {by} ({refusal})"
-        )),
+        ),
         Err(refusal) => {
             return Err(Failure {
                 code: ERROR_STARTUP_DATA,
@@ -264,7 +289,7 @@ fn start<'a, F: NetFactory>(
             })
         }
     }
-    let Some(slot) = take_slot(ctx, &user_sid) else {
+    let Some(slot) = take_slot(ctx, &user_sid, &user) else {
         return Err(Failure {
             code: ERROR_TOO_MANY_SESS,
             label: format!(
@@ -275,7 +300,7 @@ fn start<'a, F: NetFactory>(
     };
     let channel_name = ctx
         .instance
-        .session_pipe_path(launch::thread_id(), &launch::new_uuid()?);
+        .session_pipe_path(launch::thread_id(), &launch::new_uuid());
     let launched = launch::launch(
         &token,
         &LaunchRequest {
@@ -290,8 +315,7 @@ fn start<'a, F: NetFactory>(
         },
     )?;
     if let Err(e) = imp.revert() {
-        // SAFETY: the process handle is valid.
-        unsafe { TerminateProcess(raw(&launched.process), 1) };
+        launched.process.terminate(1);
         return Err(e.into());
     }
     Ok((launched, slot))
@@ -299,21 +323,11 @@ fn start<'a, F: NetFactory>(
 
 /// Writes the third startup string to openvpn's stdin as UTF-8 (spec §4.6). The pipe was
 /// made with room for it, so the write does not wait for openvpn.
-fn write_stdin(stdin: &OwnedHandle, text: &str) {
+fn write_stdin(mut stdin: &File, text: &str) {
     if text.is_empty() {
         return;
     }
-    let mut written = 0;
-    // SAFETY: valid handle; the buffer outlives the synchronous call.
-    unsafe {
-        WriteFile(
-            raw(stdin),
-            text.as_ptr(),
-            text.len() as u32,
-            &raw mut written,
-            ptr::null_mut(),
-        )
-    };
+    let _ = stdin.write_all(text.as_bytes());
 }
 
 /// Serves channel requests until the channel ends, the service stops, or a request is too
@@ -323,15 +337,18 @@ fn serve_channel<F: NetFactory>(
     session: &mut WinSession<F::Net>,
     ctx: &Context<F>,
     stop: &Event,
+    tag: Tag,
 ) {
     let codec = ctx.codec;
     let mut buf = vec![0u8; codec.max_request_size() + 1];
     loop {
         let n = match channel.read(&mut buf, Some(stop), None) {
             Ok(n) => n,
-            Err(e) if is_more_data(&e) => {
-                ctx.log
-                    .error("OpenVPN process sent too large payload length");
+            Err(e) if e.is_more_data() => {
+                error!(
+                    session = tag.session,
+                    "OpenVPN process sent too large payload length"
+                );
                 return;
             }
             Err(_) => return,
@@ -342,7 +359,7 @@ fn serve_channel<F: NetFactory>(
                 error_number: session.handle(&env.request),
             },
             Err(e) => {
-                ctx.log.error(&format!("Bad message from openvpn: {e}"));
+                error!(session = tag.session, "Bad message from openvpn: {e}");
                 match e.ack() {
                     Some(ack) => ack,
                     None => return,
@@ -357,23 +374,14 @@ fn serve_channel<F: NetFactory>(
 
 /// Waits up to [`EXIT_GRACE`] for openvpn; kills it if it is still running. Returns its exit
 /// code if it exited by itself with a non-zero code.
-fn end_process(process: &OwnedHandle) -> Option<u32> {
-    let h = raw(process);
-    // SAFETY: valid process handle.
-    let rc = unsafe { WaitForSingleObject(h, EXIT_GRACE.as_millis() as u32) };
-    if rc == WAIT_TIMEOUT {
-        // SAFETY: valid process handle; then wait for it to be gone.
-        unsafe {
-            TerminateProcess(h, 1);
-            WaitForSingleObject(h, 5000);
+fn end_process(process: &Process) -> Option<u32> {
+    match process.wait(EXIT_GRACE) {
+        Ok(true) => process.exit_code().ok().filter(|&code| code != 0),
+        Ok(false) => {
+            process.terminate(1);
+            let _ = process.wait(Duration::from_secs(5));
+            None
         }
-        return None;
+        Err(_) => None,
     }
-    if rc != WAIT_OBJECT_0 {
-        return None;
-    }
-    let mut code = 0;
-    // SAFETY: valid handle and out pointer.
-    unsafe { GetExitCodeProcess(h, &raw mut code) };
-    (code != 0).then_some(code)
 }

@@ -1,49 +1,10 @@
 //! Which channel numbering to speak (spec §5.3): the `msg_protocol` setting, or with `auto`
 //! the openvpn executable's version resource (2.7 and later use the 2.7 numbering).
 
-use std::ptr;
-
 use openvpnserv_proto::channel::Revision;
 use openvpnserv_settings::MsgProtocol;
-use windows_sys::Win32::Storage::FileSystem::{
-    GetFileVersionInfoSizeW, GetFileVersionInfoW, VerQueryValueW, VS_FIXEDFILEINFO,
-};
 
-use super::win32::wide;
-
-/// `(major, minor)` of an executable's file version, if it has a version resource.
-pub fn file_version(path: &str) -> Option<(u16, u16)> {
-    let path = wide(path);
-    let mut ignored = 0;
-    // SAFETY: `path` is NUL-terminated.
-    let size = unsafe { GetFileVersionInfoSizeW(path.as_ptr(), &raw mut ignored) };
-    if size == 0 {
-        return None;
-    }
-    let mut buf = vec![0u8; size as usize];
-    // SAFETY: `buf` holds `size` bytes.
-    if unsafe { GetFileVersionInfoW(path.as_ptr(), 0, size, buf.as_mut_ptr().cast()) } == 0 {
-        return None;
-    }
-    let root = wide("\\");
-    let mut info: *mut VS_FIXEDFILEINFO = ptr::null_mut();
-    let mut len = 0u32;
-    // SAFETY: `buf` holds a version resource; `info` receives a pointer into it.
-    let ok = unsafe {
-        VerQueryValueW(
-            buf.as_ptr().cast(),
-            root.as_ptr(),
-            (&raw mut info).cast(),
-            &raw mut len,
-        )
-    };
-    if ok == 0 || info.is_null() || (len as usize) < size_of::<VS_FIXEDFILEINFO>() {
-        return None;
-    }
-    // SAFETY: `info` points at a VS_FIXEDFILEINFO inside `buf`, which is still alive.
-    let ms = unsafe { (*info).dwFileVersionMS };
-    Some(((ms >> 16) as u16, (ms & 0xFFFF) as u16))
-}
+use super::sys::kernel::file_version;
 
 /// The numbering for `setting`; with `auto`, from the version of `exe_path` (2.7 when it has
 /// none). Returns the choice and how it was made, for the log.
@@ -86,7 +47,7 @@ mod tests {
         assert_eq!(file_version(&exe), None);
         assert_eq!(revision(MsgProtocol::Auto, &exe).0, Revision::V27);
         // A system DLL has one (Windows and Wine alike); its major version is >= 5.
-        let system = format!(r"{}\kernel32.dll", super::super::net::system_dir_path());
+        let system = format!(r"{}\kernel32.dll", super::super::sys::kernel::system_dir());
         let (major, _) = file_version(&system).expect("kernel32.dll has a version");
         assert!(major >= 5, "{major}");
         assert_eq!(revision(MsgProtocol::Auto, &system).0, Revision::V27);

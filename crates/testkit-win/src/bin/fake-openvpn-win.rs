@@ -20,6 +20,7 @@ mod fake {
     use std::ptr;
     use std::time::{Duration, Instant};
 
+    use openvpnserv::windows::sys::kernel::wide_at;
     use openvpnserv_proto::channel::{Arch, Codec};
     use openvpnserv_testkit_win::scenario::{self, Scenario};
     use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE};
@@ -41,15 +42,9 @@ mod fake {
     }
 
     fn command_line() -> String {
-        // SAFETY: returns a pointer to this process's NUL-terminated command line.
-        let p = unsafe { GetCommandLineW() };
-        let mut len = 0;
-        // SAFETY: the string is NUL-terminated.
-        while unsafe { *p.add(len) } != 0 {
-            len += 1;
-        }
-        // SAFETY: `len` units precede the NUL.
-        String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, len) })
+        // SAFETY: GetCommandLineW returns this process's NUL-terminated command line, valid
+        // for the life of the process.
+        unsafe { wide_at(GetCommandLineW()) }
     }
 
     /// What is waiting on stdin after up to 1 s (the service keeps stdin open).
