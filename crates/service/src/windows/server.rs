@@ -1,11 +1,11 @@
 //! The client pipe's accept loop (spec §1.3, §6.4): one listening instance always ready, a
 //! worker thread per client, a cap on concurrent sessions, and a clean stop.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use openvpnserv_core::limits::Limits;
 use openvpnserv_core::windows::net::WinNet;
 use openvpnserv_core::windows::sddl;
 use openvpnserv_proto::channel::Codec;
@@ -54,8 +54,9 @@ pub struct Context<F: NetFactory> {
     pub service_sid: String,
     /// Network layer factory.
     pub net: F,
-    /// Sessions per user SID.
-    pub per_user: Mutex<HashMap<String, u32>>,
+    /// Sessions per user SID. The total is bounded by the accept loop (one worker per
+    /// client, at most `max_sessions`), before the client's identity is known.
+    pub per_user: Limits<String>,
     /// The number of the next session, for the log.
     next_id: AtomicU64,
 }
@@ -76,6 +77,10 @@ impl<F: NetFactory> Context<F> {
             administrators_group_name(),
             settings.ovpn_admin_group.clone(),
         ];
+        let per_user = Limits::new(
+            settings.max_sessions as usize,
+            settings.max_sessions_per_user as usize,
+        );
         Ok(Self {
             instance,
             settings,
@@ -84,7 +89,7 @@ impl<F: NetFactory> Context<F> {
             membership,
             service_sid,
             net,
-            per_user: Mutex::new(HashMap::new()),
+            per_user,
             next_id: AtomicU64::new(1),
         })
     }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Write;
 use std::time::Duration;
 
+use openvpnserv_core::limits;
 use openvpnserv_core::windows::session::{SessionConfig, WinSession};
 use openvpnserv_policy::path::windows::WindowsConfigCheck;
 use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Membership};
@@ -50,48 +51,17 @@ impl Membership for NoGroups {
     }
 }
 
-/// A per-user session slot, given back on drop.
-struct Slot<'a, F: NetFactory> {
-    ctx: &'a Context<F>,
-    /// The user's SID, which the slots are counted by.
-    user: String,
+/// A per-user session slot (counted by the user's SID), given back on drop.
+struct Slot {
+    _held: limits::Slot<String>,
     /// The user's account name, for the log.
     name: String,
 }
 
-impl<F: NetFactory> Drop for Slot<'_, F> {
-    fn drop(&mut self) {
-        let mut map = self
-            .ctx
-            .per_user
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.user);
-            }
-        }
-    }
-}
-
-fn take_slot<'a, F: NetFactory>(
-    ctx: &'a Context<F>,
-    user: &str,
-    name: &str,
-) -> Option<Slot<'a, F>> {
-    let mut map = ctx
-        .per_user
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let n = map.entry(user.to_owned()).or_insert(0);
-    if *n >= ctx.settings.max_sessions_per_user {
-        return None;
-    }
-    *n += 1;
+fn take_slot<F: NetFactory>(ctx: &Context<F>, user: &str, name: &str) -> Option<Slot> {
+    let held = ctx.per_user.acquire(user.to_owned()).ok()?;
     Some(Slot {
-        ctx,
-        user: user.to_owned(),
+        _held: held,
         name: name.to_owned(),
     })
 }
@@ -227,12 +197,12 @@ fn read_startup(conn: &Pipe, stop: &Event, tag: Tag) -> Result<StartupMessage, O
 
 /// Checks and starts openvpn as the client (spec §3, §4.1). Impersonation ends on every
 /// path: explicitly on success (a failure to revert kills openvpn), by the guard otherwise.
-fn start<'a, F: NetFactory>(
+fn start<F: NetFactory>(
     conn: &Pipe,
-    ctx: &'a Context<F>,
+    ctx: &Context<F>,
     msg: &StartupMessage,
     tag: Tag,
-) -> Result<(Launched, Slot<'a, F>), Failure> {
+) -> Result<(Launched, Slot), Failure> {
     let imp = Impersonation::start(conn)?;
     let token = Token::thread()?;
     let token_user = token.user("GetTokenInformation (impersonation token)")?;
