@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the tests need (scripts/setup.sh) and runs every test suite. Run as root:
-# the Linux end-to-end suites create users, network namespaces and tun devices.
+# Installs what the tests need (scripts/setup.sh) and runs every test suite. Runs as root
+# (through sudo when started by another user): the Linux end-to-end suites create users,
+# network namespaces and tun devices.
 #
-#   sudo scripts/test-all.sh            everything (what CI runs)
+#   scripts/test-all.sh                 everything (what CI runs)
 #   STAGES="unit wine" scripts/test-all.sh   only some stages
 #
 # Stages: lint, unit, wine, e2e, fuzz. Each stage prints its own header; the script stops at
 # the first failing stage and exits non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/as-root.sh
+as_root "$0" "$@"
 STAGES="${STAGES:-lint unit wine e2e fuzz}"
 started=$(date +%s)
 # A one-off build gains nothing from incremental caches; they only cost disk.
