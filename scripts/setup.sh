@@ -5,7 +5,7 @@
 #   apt packages  openvpn, nftables, iproute2, openssl, dbus (private test buses), mingw-w64,
 #                 Wine, a PKCS#11 module (opensc-pkcs11), and small tools the tests use
 #   rustup        the x86_64-pc-windows-gnu target
-#   cargo         cargo-fuzz
+#   cargo         cargo-fuzz, cargo-deny
 #   Wine          a prefix under target/wine-prefix with our ProcessPrng stub DLL
 #
 #   scripts/setup.sh         everything
@@ -54,6 +54,13 @@ fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
+fi
+
+# scripts/deny.sh knows where this version keeps its advisory database.
+DENY_VERSION=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
+    say "installing cargo-deny $DENY_VERSION"
+    cargo install cargo-deny --locked --quiet --version "$DENY_VERSION"
 fi
 
 stub="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"

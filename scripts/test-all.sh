@@ -34,11 +34,12 @@ stage "setup"
 scripts/setup.sh
 
 if want lint; then
-    stage "lint: rustfmt and clippy (Linux and Windows targets)"
+    stage "lint: rustfmt, clippy (Linux and Windows targets), cargo deny"
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     # The end-to-end crate is Linux-only (users, namespaces); it is left out of the Windows build.
     cargo clippy --workspace --exclude openvpnserv-e2e --all-targets --quiet --target x86_64-pc-windows-gnu -- -D warnings
+    scripts/deny.sh
 fi
 
 if want unit; then
