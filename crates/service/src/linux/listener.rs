@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
 use tokio_seqpacket::UnixSeqpacketListener;
 
@@ -62,31 +62,42 @@ const LISTEN_BACKLOG: i32 = 64;
 /// The first fd systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
-/// Takes the socket systemd passed, if this process was socket-activated: `LISTEN_PID` must be
-/// our pid and `LISTEN_FDS` exactly 1. The variables are removed so that children never see
-/// them.
-pub fn from_systemd() -> Result<Option<UnixSeqpacketListener>, ListenError> {
-    let pid = std::env::var("LISTEN_PID").ok();
-    let fds = std::env::var("LISTEN_FDS").ok();
-    // SAFETY: called at start-up before any other thread exists.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
-    }
-    let (Some(pid), Some(fds)) = (pid, fds) else {
-        return Ok(None);
-    };
-    if pid.parse::<u32>().ok() != Some(std::process::id()) {
-        return Ok(None);
-    }
-    if fds != "1" {
+/// How many threads this process runs (`/proc/self/task`).
+pub fn thread_count() -> std::io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Takes the socket systemd passed, if this process was socket-activated (`LISTEN_PID` is
+/// our pid; `LISTEN_FDS` must then be exactly 1), and removes the variables so that children
+/// never see them. Changing the environment is only sound while no other thread runs (another
+/// thread may read it at any time, and glibc's `getenv` is not synchronised with `setenv`), so
+/// this must be the first thing the service does, and it refuses to run otherwise.
+pub fn take_systemd_socket() -> Result<Option<OwnedFd>, ListenError> {
+    let threads = thread_count().map_err(os("count this process's threads"))?;
+    if threads != 1 {
         return Err(ListenError::Activation(format!(
-            "expected exactly one socket, got LISTEN_FDS={fds}"
+            "the socket must be taken before any thread starts, but {threads} threads run"
         )));
     }
-    // SAFETY: systemd hands fd 3 to us; nothing else in this process owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START) };
+    let fds: Vec<RawFd> = sd_notify::listen_fds()
+        .map_err(|e| ListenError::Activation(e.to_string()))?
+        .collect();
+    let fd = match fds.as_slice() {
+        [] => return Ok(None),
+        [fd] => *fd,
+        _ => {
+            return Err(ListenError::Activation(format!(
+                "expected exactly one socket, got LISTEN_FDS={}",
+                fds.len()
+            )))
+        }
+    };
+    if fd != LISTEN_FDS_START {
+        return Err(ListenError::Activation(format!("unexpected fd {fd}")));
+    }
+    // SAFETY: systemd hands fd 3 to us (listen_fds checked LISTEN_PID); nothing else in this
+    // process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let bad = |e: nix::Error| ListenError::Activation(e.to_string());
     if getsockopt(&fd, sockopt::SockType).map_err(bad)? != SockType::SeqPacket
         || !getsockopt(&fd, sockopt::AcceptConn).map_err(bad)?
@@ -103,12 +114,14 @@ pub fn from_systemd() -> Result<Option<UnixSeqpacketListener>, ListenError> {
     } else if addr.as_abstract().is_none() {
         return Err(ListenError::Activation("not a unix socket".into()));
     }
-    // Inherited without close-on-exec; openvpn must never get it.
-    fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(bad)?;
+    // listen_fds made it close-on-exec: openvpn never gets it.
     fcntl(&fd, FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(bad)?;
-    UnixSeqpacketListener::try_from(fd)
-        .map(Some)
-        .map_err(os("register the socket"))
+    Ok(Some(fd))
+}
+
+/// The listener on a socket from [`take_systemd_socket`] (inside the runtime).
+pub fn from_systemd(fd: OwnedFd) -> Result<UnixSeqpacketListener, ListenError> {
+    UnixSeqpacketListener::try_from(fd).map_err(os("register the socket"))
 }
 
 /// Creates the run directory (root, 0755) or checks an existing one.
@@ -167,4 +180,27 @@ pub async fn bind(path: &Path) -> Result<UnixSeqpacketListener, ListenError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
         .map_err(os(format!("chmod {shown}")))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The environment was changed (LISTEN_* removed) after the netlink threads had
+    /// started, under a comment claiming no other thread existed: undefined behaviour. Now
+    /// the socket is taken first, and refused with more than one thread running (as here: the
+    /// test harness runs this test on a thread of its own).
+    #[test]
+    fn the_systemd_socket_is_taken_only_while_one_thread_runs() {
+        let helper =
+            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        assert!(thread_count().unwrap() > 1);
+        match take_systemd_socket() {
+            Err(ListenError::Activation(why)) => {
+                assert!(why.contains("before any thread starts"), "{why}");
+            }
+            other => panic!("taken with several threads running: {other:?}"),
+        }
+        helper.join().unwrap();
+    }
 }

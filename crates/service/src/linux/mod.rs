@@ -23,8 +23,13 @@ pub mod identity;
 pub mod launch;
 pub mod listener;
 pub mod net;
+pub mod offload;
 pub mod server;
 pub mod session;
+
+/// How long an idle blocking thread lives: as long as the service (see [`main`]).
+const BLOCKING_THREADS_LIVE: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
@@ -130,16 +135,28 @@ pub fn main(cli: &Cli) -> ExitCode {
         print!("{}", settings_file::render(&settings));
         return ExitCode::SUCCESS;
     }
+    // First, while this is the only thread: the environment may be changed only now.
+    let activated = listener::take_systemd_socket();
     ensure_stdio();
     init_logging(cli.foreground);
+    let activated = match activated {
+        Ok(fd) => fd,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if nix::unistd::geteuid().as_raw() != 0 {
         error!("openvpnserv must run as root: it starts openvpn as other users and changes the network");
         return ExitCode::FAILURE;
     }
-    // One thread: openvpn children ask for SIGTERM when the thread that forked them dies
-    // (PR_SET_PDEATHSIG), so that thread must live as long as the service.
+    // Sessions run on one thread; blocking work runs on the runtime's blocking threads
+    // (`offload`). openvpn is forked there, and a child asks for SIGTERM when the thread that
+    // forked it dies (PR_SET_PDEATHSIG), so those threads must live as long as the service:
+    // they are never retired for being idle.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_keep_alive(BLOCKING_THREADS_LIVE)
         .build()
     {
         Ok(rt) => rt,
@@ -154,14 +171,17 @@ pub fn main(cli: &Cli) -> ExitCode {
         // daemon's environment is not where its behaviour should be decided.
         if cli.no_network {
             tracing::warn!("--no-network: the network layer is off, every channel request is refused (test mode)");
-            return serve(instance, settings, net::NoNetwork).await;
+            return serve(instance, settings, net::NoNetwork, activated).await;
         }
         let config = net::NetConfig::new(&settings, &instance);
         let network = net::LinuxNetwork::new(config)
             .await
             .map_err(ServiceError::Network)?;
-        serve(instance, settings, network).await
+        serve(instance, settings, network, activated).await
     });
+    // Blocking work that still waits on a mount or directory server that never answered must
+    // not keep the service from exiting (dropping the runtime would wait for it for ever).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -171,13 +191,15 @@ pub fn main(cli: &Cli) -> ExitCode {
     }
 }
 
-/// Listens (or takes systemd's socket) and serves until stopped.
+/// Listens (on systemd's socket when it passed one, from
+/// [`listener::take_systemd_socket`]) and serves until stopped.
 pub async fn serve<N: net::Network>(
     instance: Instance,
     settings: Settings,
     network: N,
+    activated: Option<std::os::fd::OwnedFd>,
 ) -> Result<(), ServiceError> {
-    let activated = listener::from_systemd()?;
+    let activated = activated.map(listener::from_systemd).transpose()?;
     let socket_path = instance.socket_path();
     let run_dir = instance.run_dir();
     let bound_here = activated.is_none();

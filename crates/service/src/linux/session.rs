@@ -33,6 +33,7 @@ use super::fs::HostFs;
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
 use super::launch::{spawn, LaunchSpec};
 use super::net::{Network, NetworkSession, SessionInfo};
+use super::offload::{self, Offload, OffloadError};
 
 /// Time a client has to send its startup message (spec §2.3).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,6 +54,8 @@ pub struct Shared<N> {
     pub limits: Limits,
     /// Cancelled when the service stops.
     pub shutdown: CancellationToken,
+    /// Blocking work (paths, the user database, fork) off the event loop.
+    pub offload: Offload,
     next_id: AtomicU64,
     refusals: RateLimited,
 }
@@ -104,9 +107,17 @@ impl<N: Network> Shared<N> {
             network,
             limits,
             shutdown,
+            offload: Offload::default(),
             next_id: AtomicU64::new(1),
             refusals: RateLimited::new(),
         }
+    }
+}
+
+impl<N> Shared<N> {
+    /// Numbers the sessions from `first` on (never lower than they already are).
+    pub fn number_sessions_from(&self, first: u64) {
+        self.next_id.fetch_max(first, Ordering::Relaxed);
     }
 }
 
@@ -209,25 +220,8 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
     let Some(mut startup) = read_startup(&conn).await else {
         return;
     };
-    // The user database is consulted only for clients that sent a startup message.
-    let identity = match resolve(cred) {
-        Ok(identity) => identity,
-        Err(e) => {
-            warn!("refused: {e}");
-            startup.stdin.zeroize();
-            let reply = Reply::error(
-                ERROR_ACCESS_DENIED,
-                "LookupAccountSid",
-                format!("{e}; the service only serves accounts in the user database"),
-            );
-            send_reply(&conn, &reply).await;
-            return;
-        }
-    };
-    tracing::Span::current().record("user", tracing::field::display(&identity.name));
-
-    let argv = match authorize(&shared, &identity, &startup) {
-        Ok(argv) => argv,
+    let (identity, argv) = match check(&shared, cred, &startup).await {
+        Ok(checked) => checked,
         Err(reply) => {
             startup.stdin.zeroize();
             send_reply(&conn, &reply).await;
@@ -249,16 +243,23 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
         }
     };
 
-    let (mut child, channel) =
-        match start_openvpn(&shared.settings, &identity, &startup, argv, extra) {
-            Ok(started) => started,
-            Err(reply) => {
-                startup.stdin.zeroize();
-                send_reply(&conn, &reply).await;
-                net.cleanup().await;
-                return;
-            }
-        };
+    let (mut child, channel) = match launch(
+        &shared,
+        identity.clone(),
+        startup.working_dir.clone(),
+        argv,
+        extra,
+    )
+    .await
+    {
+        Ok(started) => started,
+        Err(reply) => {
+            startup.stdin.zeroize();
+            send_reply(&conn, &reply).await;
+            net.cleanup().await;
+            return;
+        }
+    };
     let pid = child.id().unwrap_or(0);
     net.started(pid);
     info!(openvpn_pid = pid, "openvpn started");
@@ -345,13 +346,65 @@ async fn read_startup(conn: &UnixSeqpacket) -> Option<StartupMessage> {
     }
 }
 
-/// Applies the policy; returns openvpn's arguments or the refusal to send.
-fn authorize<N>(
+/// The reply for blocking work that gave no answer.
+fn offload_reply(e: &OffloadError) -> Reply {
+    warn!("refused: {e}");
+    let code = match e {
+        OffloadError::TimedOut { .. } => codes::WAIT_TIMEOUT,
+        OffloadError::Busy { .. } => ERROR_CANT_WAIT,
+        OffloadError::Failed { .. } | OffloadError::Ended { .. } => codes::ERROR_GEN_FAILURE,
+    };
+    Reply::error(code, "the service", e.to_string())
+}
+
+/// Who the caller is (the user database) and what they may start (the policy, which
+/// resolves the config path through the file system): both can block on something the user
+/// controls, so they run off the event loop, bounded in time.
+async fn check<N>(
     shared: &Shared<N>,
-    identity: &PeerIdentity,
+    cred: PeerCred,
     startup: &StartupMessage,
+) -> Result<(PeerIdentity, Vec<String>), Reply> {
+    let uid = cred.uid;
+    let settings = shared.settings.clone();
+    let options = startup.options.clone();
+    let working_dir = startup.working_dir.clone();
+    let span = tracing::Span::current();
+    let job = move || {
+        let _entered = span.enter();
+        // The user database is consulted only for clients that sent a startup message.
+        let identity = match resolve(cred) {
+            Ok(identity) => identity,
+            Err(e) => {
+                warn!("refused: {e}");
+                return Err(Reply::error(
+                    ERROR_ACCESS_DENIED,
+                    "LookupAccountSid",
+                    format!("{e}; the service only serves accounts in the user database"),
+                ));
+            }
+        };
+        span.record("user", tracing::field::display(&identity.name));
+        let argv = authorize(&settings, &identity, &options, &working_dir)?;
+        Ok((identity, argv))
+    };
+    match shared
+        .offload
+        .run(uid, "checking the request", offload::LIMIT, job)
+        .await
+    {
+        Ok(checked) => checked,
+        Err(e) => Err(offload_reply(&e)),
+    }
+}
+
+/// Applies the policy; returns openvpn's arguments or the refusal to send.
+fn authorize(
+    s: &Settings,
+    identity: &PeerIdentity,
+    options: &str,
+    working_dir: &str,
 ) -> Result<Vec<String>, Reply> {
-    let s = &shared.settings;
     let groups = identity.all_groups();
     let fs_caller = FsCaller {
         uid: identity.uid,
@@ -372,8 +425,8 @@ fn authorize<N>(
         service_domain: String::new(),
     };
     let decision = decide_linux(
-        &startup.options,
-        &startup.working_dir,
+        options,
+        working_dir,
         &checker,
         &identity.caller(),
         &GidMembership(groups),
@@ -381,11 +434,11 @@ fn authorize<N>(
     );
     match decision {
         Decision::Allowed { argv, allowance } => {
-            info!(dir = %startup.working_dir, options = %startup.options, "allowed: {allowance:?}");
+            info!(dir = %working_dir, options = %options, "allowed: {allowance:?}");
             Ok(argv)
         }
         Decision::Refused(refusal) => {
-            warn!(dir = %startup.working_dir, options = %startup.options, "refused: {refusal}");
+            warn!(dir = %working_dir, options = %options, "refused: {refusal}");
             Err(Reply::error(
                 ERROR_STARTUP_DATA,
                 refusal.message(&s.ovpn_admin_group),
@@ -395,11 +448,57 @@ fn authorize<N>(
     }
 }
 
+/// Starts openvpn off the event loop: `fork` waits for the child to `exec`, and the child
+/// first enters the user's working directory, which may sit on a mount that does not
+/// answer. A child that starts after the session gave up waiting is killed.
+async fn launch<N>(
+    shared: &Shared<N>,
+    identity: PeerIdentity,
+    working_dir: String,
+    args: Vec<String>,
+    extra: Vec<String>,
+) -> Result<(Child, UnixSeqpacket), Reply> {
+    let pending = shared
+        .offload
+        .admit(identity.uid)
+        .map_err(|e| offload_reply(&e))?;
+    let settings = shared.settings.clone();
+    let span = tracing::Span::current();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let _pending = pending;
+        let _entered = span.enter();
+        let started = start_openvpn(&settings, &identity, &working_dir, args, extra);
+        if let Err(Ok((mut child, _))) = tx.send(started) {
+            warn!("openvpn started after the session gave up waiting; killing it");
+            let _ = child.start_kill();
+        }
+    });
+    let limit = offload::LIMIT;
+    match tokio::time::timeout(limit, &mut rx).await {
+        Ok(Ok(started)) => started,
+        Ok(Err(_)) => Err(offload_reply(&OffloadError::Ended {
+            what: "starting openvpn",
+        })),
+        Err(_) => {
+            // No child may slip through between the timeout and the drop: close, then look.
+            rx.close();
+            match rx.try_recv() {
+                Ok(started) => started,
+                Err(_) => Err(offload_reply(&OffloadError::TimedOut {
+                    what: "starting openvpn",
+                    limit,
+                })),
+            }
+        }
+    }
+}
+
 /// Creates the channel and starts openvpn; on failure returns the reply to send.
 fn start_openvpn(
     settings: &Settings,
     identity: &PeerIdentity,
-    startup: &StartupMessage,
+    working_dir: &str,
     mut args: Vec<String>,
     extra: Vec<String>,
 ) -> Result<(Child, UnixSeqpacket), Reply> {
@@ -433,7 +532,7 @@ fn start_openvpn(
     let spec = LaunchSpec {
         exe: settings.exe_path.clone(),
         args,
-        cwd: startup.working_dir.clone(),
+        cwd: working_dir.to_owned(),
         uid: identity.uid,
         gid: identity.gid,
         groups: identity.groups.clone(),
@@ -447,7 +546,7 @@ fn start_openvpn(
         fail(
             &format!(
                 "cannot start {} as user {} in working directory {:?}",
-                settings.exe_path, identity.name, startup.working_dir
+                settings.exe_path, identity.name, working_dir
             ),
             &e,
         )
