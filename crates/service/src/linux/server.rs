@@ -36,7 +36,8 @@ pub async fn run<N: Network>(
     let mut int = signal(SignalKind::interrupt())?;
     let shutdown: CancellationToken = shared.shutdown.clone();
 
-    shared.network.recover().await;
+    let first_id = shared.network.recover().await;
+    shared.number_sessions_from(first_id);
     let sessions = TaskTracker::new();
     info!(
         socket = %shared.instance.socket_path(),

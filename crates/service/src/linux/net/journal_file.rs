@@ -17,16 +17,23 @@
 //! on a disk-backed `/run` it cost half a millisecond per session start.) A torn last line is
 //! skipped at replay. When the file holds many more records than live changes it is
 //! compacted the same way it was created (temp, rename).
+//!
+//! A journal is never overwritten by another: a new one is linked into place only if no file
+//! has its name, and the service numbers its sessions above every journal an earlier run
+//! left (see [`scan`]). A journal the replay cannot read is set aside under another name
+//! (`….unreadable`), for an administrator, and never deleted by the service.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use openvpnserv_core::linux::journal::{self, Journal, Record};
+use openvpnserv_core::linux::journal::{self, Record};
 
 const PREFIX: &str = "net-";
 const SUFFIX: &str = ".journal";
+/// Appended to the name of a journal the replay could not read.
+const UNREADABLE: &str = ".unreadable";
 /// Records beyond four per live change that a journal may hold before it is compacted.
 const COMPACT_SLACK: usize = 16_384;
 /// Batched done/gone marks written out at the latest at this size.
@@ -45,10 +52,9 @@ pub(crate) struct JournalFile {
     pending: Vec<u8>,
 }
 
-/// Writes `records` to `path` atomically: temp file, rename; returns the file's length. A write that fails (a full disk) takes its temporary file away
-/// with it.
-fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
-    let tmp = path.with_extension("tmp");
+/// Writes `records` into a new file `tmp` (replacing a leftover temporary file); returns
+/// the length. A write that fails (a full disk) takes the file away with it.
+fn write_new(tmp: &Path, records: &[Record]) -> io::Result<u64> {
     let mut text = String::new();
     for r in records {
         text.push_str(&r.to_line());
@@ -58,21 +64,57 @@ fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .and_then(|()| fs::rename(&tmp, path));
+        .open(tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
         return Err(e);
     }
     Ok(text.len() as u64)
 }
 
+/// `path` with a temporary suffix, for a file being written.
+fn temporary(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Replaces the journal `path` with `records` atomically: temp file, rename; returns the
+/// file's length.
+fn write_atomically(path: &Path, records: &[Record]) -> io::Result<u64> {
+    let tmp = temporary(path);
+    let len = write_new(&tmp, records)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(len)
+}
+
 impl JournalFile {
-    /// Creates the journal of session `id` in `dir`.
+    /// Creates the journal of session `id` in `dir`; fails, leaving it alone, if a journal
+    /// of that name exists (one an earlier run left).
     pub(crate) fn create(dir: &Path, id: u64, session: Record) -> io::Result<Self> {
         let path = dir.join(format!("{PREFIX}{id}{SUFFIX}"));
-        let len = write_atomically(&path, std::slice::from_ref(&session))?;
+        let tmp = temporary(&path);
+        let len = write_new(&tmp, std::slice::from_ref(&session))?;
+        // link(2), unlike rename(2), refuses to replace an existing file.
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        if let Err(e) = linked {
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} exists already (left by an earlier run); it is kept, and this session is not started",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
+            });
+        }
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok(Self {
             path,
@@ -87,6 +129,20 @@ impl JournalFile {
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether [`JournalFile::write`] of `record` only gathers it in memory: a mark that
+    /// does not fill the batch, with no compaction due. Everything else writes to the file,
+    /// which the caller does off the event loop.
+    pub(crate) fn buffers(&self, record: &Record, live: usize) -> bool {
+        !matches!(record, Record::Intent { .. })
+            && self.pending.len() + record.to_line().len() < PENDING_MAX
+            && !self.compaction_due(live)
+    }
+
+    /// The session record the journal starts with.
+    pub(crate) fn session(&self) -> &Record {
+        &self.session
     }
 
     /// Appends a record: an intent at once (with the marks gathered before it), a mark
@@ -123,15 +179,28 @@ impl JournalFile {
         Ok(())
     }
 
-    /// Rewrites the file as a snapshot of `journal` when it has grown far past it.
-    pub(crate) fn maybe_compact(&mut self, journal: &Journal) -> io::Result<()> {
-        // Rarely: a compaction costs two fsyncs, and a session that adds and deletes
+    /// Whether the file has grown far past the `live` changes it describes.
+    pub(crate) fn compaction_due(&self, live: usize) -> bool {
+        // Rarely: a compaction rewrites the file, and a session that adds and deletes
         // thousands of routes would otherwise compact again and again as it shrinks.
-        if self.records < 4 * journal.len() + COMPACT_SLACK {
+        self.records >= 4 * live + COMPACT_SLACK
+    }
+
+    /// Rewrites the file as a snapshot of `journal` when it has grown far past it.
+    #[cfg(test)]
+    pub(crate) fn maybe_compact(
+        &mut self,
+        journal: &openvpnserv_core::linux::journal::Journal,
+    ) -> io::Result<()> {
+        if !self.compaction_due(journal.len()) {
             return Ok(());
         }
-        let snapshot = journal.snapshot(&self.session);
-        self.len = write_atomically(&self.path, &snapshot)?;
+        self.compact(&journal.snapshot(&self.session))
+    }
+
+    /// Rewrites the file as `snapshot` (the journal's live records).
+    pub(crate) fn compact(&mut self, snapshot: &[Record]) -> io::Result<()> {
+        self.len = write_atomically(&self.path, snapshot)?;
         // The snapshot holds what the gathered marks said.
         self.pending.clear();
         self.file = OpenOptions::new().append(true).open(&self.path)?;
@@ -186,37 +255,111 @@ pub(crate) fn remove_unfinished(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// Every journal in `dir` (none if the directory does not exist).
-pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
+/// What an earlier run left in the run directory.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// The journals to replay, in name order.
+    pub(crate) journals: Vec<Leftover>,
+    /// Journals that cannot be read (or name no session), and why.
+    pub(crate) unreadable: Vec<(PathBuf, String)>,
+    /// The highest session number any journal names in its file name, set-aside ones
+    /// included: this run numbers its sessions above it.
+    pub(crate) highest_id: u64,
+}
+
+/// The session number in a journal's file name (`net-<id>.journal…`).
+fn id_of(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+/// Every journal in `dir` (none if the directory does not exist). One that cannot be read
+/// does not keep the others from being replayed.
+pub(crate) fn scan(dir: &Path) -> io::Result<Scan> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Scan::default()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
+    let mut out = Scan::default();
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX) && entry.file_type()?.is_file()) {
+        if !name.starts_with(PREFIX) {
             continue;
         }
-        let text = String::from_utf8_lossy(&fs::read(entry.path())?).into_owned();
+        if let Some(id) = id_of(&name) {
+            out.highest_id = out.highest_id.max(id);
+        }
+        if !name.ends_with(SUFFIX) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let text = match fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                out.unreadable.push((path, e.to_string()));
+                continue;
+            }
+        };
         let (records, unreadable) = journal::parse(&text);
-        out.push(Leftover {
-            path: entry.path(),
+        if !records.iter().any(|r| matches!(r, Record::Session { .. })) {
+            let why = format!(
+                "no session record among its {} readable line(s)",
+                records.len()
+            );
+            out.unreadable.push((path, why));
+            continue;
+        }
+        out.journals.push(Leftover {
+            path,
             records,
             unreadable,
         });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.journals.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Every journal in `dir` that can be replayed.
+#[cfg(test)]
+pub(crate) fn leftovers(dir: &Path) -> io::Result<Vec<Leftover>> {
+    scan(dir).map(|s| s.journals)
+}
+
+/// Moves an unreadable journal out of the replay's way, under a name that says so; returns
+/// the new name.
+pub(crate) fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    for n in 0..1000 {
+        let mut name = path.as_os_str().to_owned();
+        name.push(UNREADABLE);
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let new = PathBuf::from(name);
+        match fs::hard_link(path, &new) {
+            Ok(()) => {
+                fs::remove_file(path)?;
+                return Ok(new);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} could not be set aside: too many set-aside journals of that name",
+        path.display()
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openvpnserv_core::linux::journal::Change;
+    use openvpnserv_core::linux::journal::{Change, Journal};
 
     #[test]
     fn intents_are_written_at_once_and_marks_at_the_latest_on_close() {

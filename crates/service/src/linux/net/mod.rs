@@ -234,9 +234,9 @@ impl<O: NetOs> LinuxNetwork<O> {
 
     async fn prepare_session(&self, s: &mut LinuxSession<O>) -> io::Result<Vec<String>> {
         let name = s.tun.name.clone();
-        let seq = s.begin(Change::Tun { name: name.clone() })?;
+        let seq = s.begin(Change::Tun { name: name.clone() }).await?;
         let made = self.shared.os.create_tun(&name, s.user.uid, s.user.gid);
-        s.end(seq, made.is_ok())?;
+        s.end(seq, made.is_ok()).await?;
         made?;
         s.tun.ifindex = self
             .shared
@@ -248,11 +248,13 @@ impl<O: NetOs> LinuxNetwork<O> {
             None
         } else {
             let path = self.shared.config.run_dir.join(format!("tun-{}", s.id));
-            let seq = s.begin(Change::DeviceNode {
-                path: path.display().to_string(),
-            })?;
+            let seq = s
+                .begin(Change::DeviceNode {
+                    path: path.display().to_string(),
+                })
+                .await?;
             let made = self.shared.os.create_node(&path, s.user.uid, s.user.gid);
-            s.end(seq, made.is_ok())?;
+            s.end(seq, made.is_ok()).await?;
             made?;
             Some(path)
         };
@@ -263,7 +265,7 @@ impl<O: NetOs> LinuxNetwork<O> {
 impl<O: NetOs> Network for LinuxNetwork<O> {
     type Session = LinuxSession<O>;
 
-    async fn recover(&self) {
+    async fn recover(&self) -> u64 {
         let dir = &self.shared.config.run_dir;
         match journal_file::remove_unfinished(dir) {
             Ok(0) => {}
@@ -273,14 +275,32 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
                 dir.display()
             ),
         }
-        let left = match journal_file::leftovers(dir) {
-            Ok(l) => l,
+        let scan = match journal_file::scan(dir) {
+            Ok(s) => s,
             Err(e) => {
-                warn!("cannot read journals in {}: {e}", dir.display());
-                return;
+                // Sessions are numbered far above anything a journal there could name, so
+                // that none of them is ever overwritten.
+                warn!(
+                    "cannot read the run directory {}: {e}; the journals there (if any) are left for the next start",
+                    dir.display()
+                );
+                return 1 << 32;
             }
         };
-        for l in left {
+        for (path, why) in &scan.unreadable {
+            match journal_file::set_aside(path) {
+                Ok(new) => warn!(
+                    "the undo journal {} cannot be read ({why}); set aside as {} for an administrator: whatever it named stays as it is",
+                    path.display(),
+                    new.display()
+                ),
+                Err(e) => warn!(
+                    "the undo journal {} cannot be read ({why}) nor set aside ({e}); it stays",
+                    path.display()
+                ),
+            }
+        }
+        for l in scan.journals {
             let who = l.records.iter().find_map(|r| match r {
                 Record::Session { id, uid, user } => {
                     Some(format!("session {id} of {user} (uid {uid})"))
@@ -303,12 +323,19 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
                     journal.len()
                 );
             }
+            let mut failed = 0;
             for (_, change) in journal.undo_plan() {
                 if let Err(e) = session::undo(&self.shared, &change).await {
+                    failed += 1;
                     warn!("{who}: could not undo {change:?}: {e}");
                 }
             }
-            if let Err(e) = std::fs::remove_file(&l.path) {
+            if failed > 0 {
+                warn!(
+                    "{}: {failed} change(s) could not be undone; the journal stays for the next start",
+                    l.path.display()
+                );
+            } else if let Err(e) = std::fs::remove_file(&l.path) {
                 warn!("removing {}: {e}", l.path.display());
             }
         }
@@ -327,6 +354,7 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
                 resolv_conf.display()
             ),
         }
+        scan.highest_id + 1
     }
 
     async fn prepare(
@@ -347,8 +375,14 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
             uid: info.user.uid,
             user: info.user.name.clone(),
         };
-        let file = journal_file::JournalFile::create(&self.shared.config.run_dir, info.id, record)
-            .map_err(|e| fail("create undo journal", &e))?;
+        let run_dir = self.shared.config.run_dir.clone();
+        let id = info.id;
+        let file = session::offloaded("creating the undo journal", move || {
+            journal_file::JournalFile::create(&run_dir, id, record)
+        })
+        .await
+        .and_then(|created| created)
+        .map_err(|e| fail("create undo journal", &e))?;
         let mut s = LinuxSession {
             id: info.id,
             user: info.user.clone(),
@@ -358,6 +392,7 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
             },
             journal: Journal::new(),
             file: Some(file),
+            journal_lost: false,
             dns: DnsState::default(),
             shared: Arc::clone(&self.shared),
             openvpn_pid: None,

@@ -8,7 +8,9 @@
 //!
 //! Contract:
 //! * [`Network::recover`] runs once at service start, before any client is accepted, and
-//!   undoes whatever journals a previous service run left behind.
+//!   undoes whatever journals a previous service run left behind. It returns the first
+//!   session number this run may use: above every number a journal still left there names,
+//!   so that no session's files or names meet those of an earlier run.
 //! * [`Network::prepare`] runs after the request was authorized and before openvpn starts.
 //!   It returns the session's network state and the arguments to append after the user's
 //!   options (openvpn takes the last occurrence of an option, so these win).
@@ -66,8 +68,9 @@ pub trait Network: Send + Sync + 'static {
     /// One session's network state.
     type Session: NetworkSession;
 
-    /// Undoes what a previous service run left behind. Runs before the first accept.
-    fn recover(&self) -> impl Future<Output = ()> + Send;
+    /// Undoes what a previous service run left behind. Runs before the first accept;
+    /// returns the first session number this run may use.
+    fn recover(&self) -> impl Future<Output = u64> + Send;
 
     /// Prepares a session: returns its state and the arguments to append to openvpn's.
     fn prepare(
@@ -96,7 +99,9 @@ pub struct NoNetwork;
 impl Network for NoNetwork {
     type Session = NoNetwork;
 
-    async fn recover(&self) {}
+    async fn recover(&self) -> u64 {
+        1
+    }
 
     async fn prepare(&self, _info: &SessionInfo) -> Result<(NoNetwork, Vec<String>), NetworkError> {
         Ok((NoNetwork, Vec::new()))

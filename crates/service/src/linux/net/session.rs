@@ -5,10 +5,11 @@ use std::cell::Cell;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openvpnserv_core::linux::dns::DnsState;
 use openvpnserv_core::linux::iproute::describe;
-use openvpnserv_core::linux::journal::{Change, Journal};
+use openvpnserv_core::linux::journal::{Change, Journal, Record};
 use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Refusal, Tun};
 use openvpnserv_proto::channel::Request;
 use openvpnserv_proto::codes;
@@ -27,6 +28,9 @@ pub struct LinuxSession<O: NetOs = System> {
     pub(super) tun: Tun,
     pub(super) journal: Journal,
     pub(super) file: Option<JournalFile>,
+    /// The journal file was lost to a write that never finished: no further change may be
+    /// made (it could not be undone after a crash).
+    pub(super) journal_lost: bool,
     pub(super) dns: DnsState,
     pub(super) shared: Arc<Shared<O>>,
     pub(super) openvpn_pid: Option<u32>,
@@ -66,21 +70,67 @@ pub(super) async fn undo<O: NetOs>(shared: &Shared<O>, change: &Change) -> io::R
     }
 }
 
+/// How long one journal write may take before the session stops trusting its journal.
+const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs file work on a blocking thread, bounded by [`JOURNAL_TIMEOUT`].
+pub(super) async fn offloaded<T: Send + 'static>(
+    what: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    match tokio::time::timeout(JOURNAL_TIMEOUT, tokio::task::spawn_blocking(job)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(io::Error::other(format!("{what} failed: {e}"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} did not finish within {JOURNAL_TIMEOUT:?}"),
+        )),
+    }
+}
+
 impl<O: NetOs> LinuxSession<O> {
-    fn write(&mut self, record: &openvpnserv_core::linux::journal::Record) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => {
-                f.write(record)?;
-                f.maybe_compact(&self.journal)
+    /// Writes a record. Marks are gathered in memory; what needs the file (an intent, a full
+    /// batch, a compaction) is written off the event loop.
+    async fn write(&mut self, record: Record) -> io::Result<()> {
+        if self.journal_lost {
+            return Err(io::Error::other(
+                "an earlier write of the undo journal never finished",
+            ));
+        }
+        let live = self.journal.len();
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if file.buffers(&record, live) {
+            return file.write(&record);
+        }
+        let mut file = self.file.take().expect("checked above");
+        let snapshot = file
+            .compaction_due(live)
+            .then(|| self.journal.snapshot(file.session()));
+        let job = move || {
+            let written = file.write(&record).and_then(|()| match &snapshot {
+                Some(s) => file.compact(s),
+                None => Ok(()),
+            });
+            (file, written)
+        };
+        match offloaded("writing the undo journal", job).await {
+            Ok((file, written)) => {
+                self.file = Some(file);
+                written
             }
-            None => Ok(()),
+            Err(e) => {
+                self.journal_lost = true;
+                Err(e)
+            }
         }
     }
 
     /// Writes the intent for `change`; nothing may be changed if this fails.
-    pub(super) fn begin(&mut self, change: Change) -> io::Result<u64> {
+    pub(super) async fn begin(&mut self, change: Change) -> io::Result<u64> {
         let (seq, record) = self.journal.intend(change);
-        if let Err(e) = self.write(&record) {
+        if let Err(e) = self.write(record).await {
             self.journal.forget(seq);
             // A change the journal does not hold could not be undone after a crash.
             warn!(
@@ -96,13 +146,13 @@ impl<O: NetOs> LinuxSession<O> {
     }
 
     /// Records the outcome of `seq`: confirmed, or gone if it failed.
-    pub(super) fn end(&mut self, seq: u64, done: bool) -> io::Result<()> {
+    pub(super) async fn end(&mut self, seq: u64, done: bool) -> io::Result<()> {
         let record = if done {
             self.journal.confirm(seq)
         } else {
             self.journal.forget(seq)
         };
-        self.write(&record)
+        self.write(record).await
     }
 
     /// Undoes the journal's change `seq` and forgets it.
@@ -112,7 +162,7 @@ impl<O: NetOs> LinuxSession<O> {
         };
         let change = entry.change.clone();
         undo(&self.shared, &change).await?;
-        self.end(seq, false)
+        self.end(seq, false).await
     }
 
     /// The host route outside the tunnel, if the session has one (the VPN server).
@@ -157,15 +207,15 @@ impl<O: NetOs> LinuxSession<O> {
         match action {
             Action::SetLink { mtu } => os.set_link(self.tun.ifindex, mtu).await,
             Action::AddAddress(a) => {
-                let seq = self.begin(Change::Address(a.clone()))?;
+                let seq = self.begin(Change::Address(a.clone())).await?;
                 let r = os.add_address(&a).await;
-                self.end(seq, r.is_ok())?;
+                self.end(seq, r.is_ok()).await?;
                 r
             }
             Action::AddRoute(rt) => {
-                let seq = self.begin(Change::Route(rt.clone()))?;
+                let seq = self.begin(Change::Route(rt.clone())).await?;
                 let r = os.add_route(&rt).await;
-                self.end(seq, r.is_ok())?;
+                self.end(seq, r.is_ok()).await?;
                 r
             }
             Action::DelAddress(seq) | Action::DelRoute(seq) => self.unmake(seq).await,
@@ -179,13 +229,15 @@ impl<O: NetOs> LinuxSession<O> {
                     return Ok(());
                 }
                 let table = format!("{}{}", self.shared.table_prefix, self.id);
-                let seq = self.begin(Change::Firewall {
-                    table: table.clone(),
-                })?;
+                let seq = self
+                    .begin(Change::Firewall {
+                        table: table.clone(),
+                    })
+                    .await?;
                 let r = os
                     .firewall_add(&table, &self.tun.name, dns_only, self.server())
                     .await;
-                self.end(seq, r.is_ok())?;
+                self.end(seq, r.is_ok()).await?;
                 r
             }
             Action::Unblock => match self.journal.find(|c| matches!(c, Change::Firewall { .. })) {
@@ -217,7 +269,7 @@ impl<O: NetOs> LinuxSession<O> {
                 self.dns = state;
                 return Ok(());
             };
-            self.begin(Change::Dns(u))?
+            self.begin(Change::Dns(u)).await?
         };
         let Some(Change::Dns(u)) = self.journal.get(seq).map(|e| e.change.clone()) else {
             return Ok(());
@@ -226,7 +278,7 @@ impl<O: NetOs> LinuxSession<O> {
         match os.dns_apply(&u, &self.tun, &state).await {
             Ok(()) => {
                 if new {
-                    self.end(seq, true)?;
+                    self.end(seq, true).await?;
                 }
                 self.dns = state;
                 Ok(())
@@ -237,7 +289,7 @@ impl<O: NetOs> LinuxSession<O> {
                     if let Err(r) = self.shared.os.dns_revert(&u).await {
                         warn!(session = self.id, "reverting partial DNS settings: {r}");
                     }
-                    self.end(seq, false)?;
+                    self.end(seq, false).await?;
                 }
                 Err(e)
             }
@@ -255,7 +307,7 @@ impl<O: NetOs> LinuxSession<O> {
                     if let Change::Tun { name } = &change {
                         deleted_links.push(name.clone());
                     }
-                    if let Err(e) = self.end(seq, false) {
+                    if let Err(e) = self.end(seq, false).await {
                         warn!(session = self.id, "journal: {e}");
                     }
                 }
@@ -278,15 +330,24 @@ impl<O: NetOs> LinuxSession<O> {
             .map(|(seq, _)| seq)
             .collect();
         for seq in died {
-            if let Err(e) = self.end(seq, false) {
+            if let Err(e) = self.end(seq, false).await {
                 warn!(session = self.id, "journal: {e}");
             }
         }
         if let Some(f) = self.file.take() {
-            if failed == 0 {
-                if let Err(e) = f.remove() {
-                    warn!(session = self.id, "removing the journal: {e}");
+            // Removed when all is undone; otherwise kept (with its last marks, written when
+            // it is dropped) for the next start to try again.
+            let job = move || {
+                if failed == 0 {
+                    f.remove()
+                } else {
+                    drop(f);
+                    Ok(())
                 }
+            };
+            match offloaded("closing the undo journal", job).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) | Err(e) => warn!(session = self.id, "closing the journal: {e}"),
             }
         }
     }

@@ -503,3 +503,85 @@ async fn iproute_builds_get_iproute_and_keep_openvpns_own_ifconfig() {
     session.cleanup().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Recovery used to give up on every journal when one could not be read, and to delete a
+/// journal it read nothing from: the evidence of what the session changed was gone.
+#[tokio::test(flavor = "current_thread")]
+async fn an_unreadable_journal_is_set_aside_while_the_others_are_replayed() {
+    let s = Setup::new("unreadable");
+    let (mut session, _) = s.net.prepare(&info()).await.unwrap();
+    run_hooks(&mut session, &[Phase::Up, Phase::RouteUp]).await;
+    drop(session); // the service dies
+    std::fs::write(
+        s.run_dir.join("net-7.journal"),
+        b"\x00\x9f garbage, not a journal\n",
+    )
+    .unwrap();
+
+    let next = s.next_run();
+    let first = next.net.recover().await;
+    let undone = next.os().transcript();
+    assert!(
+        undone.iter().any(|l| l.contains("10.200.0.1/32"))
+            && undone.last().is_some_and(|l| l.starts_with("delete link")),
+        "the readable journal is replayed: {undone:?}"
+    );
+    assert!(!s.run_dir.join("net-7.journal").exists());
+    assert_eq!(
+        std::fs::read(s.run_dir.join("net-7.journal.unreadable")).unwrap(),
+        b"\x00\x9f garbage, not a journal\n",
+        "the unreadable journal is kept, under a name that says so"
+    );
+    assert!(
+        first > 7,
+        "sessions are numbered above every journal left: {first}"
+    );
+    // And it stays set aside at the next start too, without being replayed or renamed.
+    let third = next.next_run();
+    assert!(third.net.recover().await > 7);
+    assert!(third.os().transcript().is_empty());
+    assert!(s.run_dir.join("net-7.journal.unreadable").exists());
+    std::mem::forget(third);
+    std::mem::forget(next);
+}
+
+/// Session numbers restarted at 1 on every run, so a new session's journal was renamed over
+/// `net-1.journal` that an earlier run could not finish undoing: its record was lost.
+#[tokio::test(flavor = "current_thread")]
+async fn journals_of_an_earlier_run_are_never_overwritten() {
+    let s = Setup::new("overwrite");
+    let (mut session, _) = s.net.prepare(&info()).await.unwrap();
+    run_hooks(&mut session, &[Phase::Up, Phase::RouteUp]).await;
+    drop(session); // the service dies with session 1 live
+
+    // The next run cannot undo one change: that journal must stay until it is undone.
+    let next = s.next_run();
+    next.os()
+        .fail_on("delete route 10.200.0.1/32", nix::libc::EIO);
+    let first = next.net.recover().await;
+    let journal = s.run_dir.join("net-1.journal");
+    let kept = std::fs::read(&journal).expect("a journal that could not be replayed stays");
+    assert!(first >= 2, "this run numbers its sessions above 1: {first}");
+
+    // Even a session given number 1 again does not touch it.
+    let refused = next.net.prepare(&info()).await;
+    assert!(refused.is_err(), "a journal of that name exists");
+    assert_eq!(std::fs::read(&journal).unwrap(), kept);
+    let mut second = info();
+    second.id = first;
+    let (fresh, _) = next.net.prepare(&second).await.unwrap();
+    fresh.cleanup().await;
+    assert_eq!(std::fs::read(&journal).unwrap(), kept);
+
+    // The run after that can undo it, and then the journal goes.
+    let third = next.next_run();
+    third.net.recover().await;
+    assert!(third
+        .os()
+        .transcript()
+        .iter()
+        .any(|l| l.contains("10.200.0.1/32")));
+    assert!(!journal.exists());
+    std::mem::forget(third);
+    std::mem::forget(next);
+}
