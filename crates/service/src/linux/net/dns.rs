@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{helper, resolv_conf};
@@ -27,28 +27,49 @@ pub(crate) struct DnsConfig {
     pub(crate) run_dir: PathBuf,
 }
 
+/// How long one D-Bus call may take: a bus or a systemd-resolved that does not answer must
+/// not hold a session (or the service's start) for ever.
+const BUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn bus_error(e: &zbus::Error) -> io::Error {
     io::Error::other(format!("systemd-resolved over D-Bus: {e}"))
 }
 
-async fn system_bus() -> io::Result<zbus::Connection> {
-    tokio::time::timeout(Duration::from_secs(2), zbus::Connection::system())
+/// One D-Bus call, bounded by [`BUS_TIMEOUT`].
+async fn bus<T>(
+    what: &str,
+    call: impl std::future::Future<Output = zbus::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(BUS_TIMEOUT, call)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the system bus did not answer"))?
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} over D-Bus did not answer within {BUS_TIMEOUT:?}"),
+            )
+        })?
         .map_err(|e| bus_error(&e))
+}
+
+async fn system_bus() -> io::Result<zbus::Connection> {
+    bus("connecting to the system bus", zbus::Connection::system()).await
 }
 
 async fn resolved_present() -> bool {
     let Ok(conn) = system_bus().await else {
         return false;
     };
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+    let Ok(dbus) = bus("the bus", zbus::fdo::DBusProxy::new(&conn)).await else {
         return false;
     };
     let Ok(name) = zbus::names::BusName::try_from(RESOLVE1) else {
         return false;
     };
-    dbus.name_has_owner(name).await.unwrap_or(false)
+    bus("NameHasOwner", async {
+        Ok(dbus.name_has_owner(name).await?)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// A proxy for systemd-resolved's manager (and the connection it lives on).
@@ -57,9 +78,11 @@ async fn resolve1() -> io::Result<(
     zbus_systemd::resolve1::ManagerProxy<'static>,
 )> {
     let conn = system_bus().await?;
-    let m = zbus_systemd::resolve1::ManagerProxy::new(&conn)
-        .await
-        .map_err(|e| bus_error(&e))?;
+    let m = bus(
+        "systemd-resolved",
+        zbus_systemd::resolve1::ManagerProxy::new(&conn),
+    )
+    .await?;
     Ok((conn, m))
 }
 
@@ -128,15 +151,17 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
                     IpAddr::V6(v6) => (nix::libc::AF_INET6, v6.octets().to_vec()),
                 })
                 .collect();
-            m.set_link_dns(link, servers)
-                .await
-                .map_err(|e| bus_error(&e))?;
-            m.set_link_domains(link, state.resolved_domains())
-                .await
-                .map_err(|e| bus_error(&e))?;
-            m.set_link_default_route(link, state.default_route())
-                .await
-                .map_err(|e| bus_error(&e))
+            bus("SetLinkDNS", m.set_link_dns(link, servers)).await?;
+            bus(
+                "SetLinkDomains",
+                m.set_link_domains(link, state.resolved_domains()),
+            )
+            .await?;
+            bus(
+                "SetLinkDefaultRoute",
+                m.set_link_default_route(link, state.default_route()),
+            )
+            .await
         }
         DnsUndo::Resolvconf { name } => {
             let text = state.resolv_conf(&format!("openvpnserv: {}", tun.name));
@@ -147,7 +172,8 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
                 "written by openvpnserv for {}; restored when it disconnects",
                 tun.name
             ));
-            resolv_conf::apply(Path::new(path), Path::new(backup), &text)
+            let (path, backup) = (PathBuf::from(path), PathBuf::from(backup));
+            files(move || resolv_conf::apply(&path, &backup, &text)).await
         }
     }
 }
@@ -157,7 +183,15 @@ pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
     match undo {
         DnsUndo::Resolved { ifindex } => {
             let (_conn, m) = resolve1().await?;
-            match m.revert_link(*ifindex as i32).await {
+            let reverted = tokio::time::timeout(BUS_TIMEOUT, m.revert_link(*ifindex as i32))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("RevertLink over D-Bus did not answer within {BUS_TIMEOUT:?}"),
+                    )
+                })?;
+            match reverted {
                 Ok(()) => Ok(()),
                 // The link is gone already (its tun was deleted): nothing to revert.
                 Err(zbus::Error::MethodError(name, _, _))
@@ -169,7 +203,28 @@ pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
             }
         }
         DnsUndo::Resolvconf { name } => resolvconf(&["-d", name], None).await,
-        DnsUndo::Direct { path, backup } => resolv_conf::revert(Path::new(path), Path::new(backup)),
+        DnsUndo::Direct { path, backup } => {
+            let (path, backup) = (PathBuf::from(path), PathBuf::from(backup));
+            files(move || resolv_conf::revert(&path, &backup)).await
+        }
+    }
+}
+
+/// How long the direct backend's file operations may take.
+const FILES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the direct backend's file operations off the event loop, bounded in time (a slow or
+/// hung disk under `/etc` must not stall the service's other sessions).
+async fn files(job: impl FnOnce() -> io::Result<()> + Send + 'static) -> io::Result<()> {
+    match tokio::time::timeout(FILES_TIMEOUT, tokio::task::spawn_blocking(job)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(io::Error::other(format!(
+            "the resolv.conf update failed: {e}"
+        ))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the resolv.conf update did not finish within {FILES_TIMEOUT:?}"),
+        )),
     }
 }
 

@@ -28,7 +28,15 @@ pub(crate) async fn run(
     args: &[&str],
     input: Option<&str>,
 ) -> io::Result<String> {
-    let program = program.as_ref();
+    run_within(program.as_ref(), args, input, TIMEOUT).await
+}
+
+async fn run_within(
+    program: &OsStr,
+    args: &[&str],
+    input: Option<&str>,
+    limit: Duration,
+) -> io::Result<String> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(if input.is_some() {
@@ -44,17 +52,20 @@ pub(crate) async fn run(
     let mut child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", what())))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).await?;
-    }
-    let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{} took over {TIMEOUT:?}", what()),
-            )
-        })??;
+    // The whole exchange is bounded: a helper that never reads its stdin must not hold the
+    // session either. (kill_on_drop ends it when the time runs out.)
+    let exchange = async {
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes()).await?;
+        }
+        child.wait_with_output().await
+    };
+    let out = tokio::time::timeout(limit, exchange).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{} took over {limit:?}", what()),
+        )
+    })??;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -64,5 +75,32 @@ pub(crate) async fn run(
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper that never reads its stdin, given more than a pipe holds: the write itself
+    /// must be bounded (it used to be written before the time limit started).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_helper_that_does_not_read_its_input_is_cut_off_in_time() {
+        let input = "x".repeat(1 << 20);
+        let started = std::time::Instant::now();
+        let r = run_within(
+            OsStr::new("sh"),
+            &["-c", "sleep 20"],
+            Some(&input),
+            Duration::from_millis(300),
+        )
+        .await;
+        let e = r.expect_err("the helper cannot have succeeded");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -8,12 +8,25 @@
 //! directory, and each session's settings in a file of its own there (the one its journal
 //! names). The file shows the settings of the session that applied last; when a session goes,
 //! it shows the newest remaining one's, and the original when none remains. Each step is a
-//! few synchronous file operations: the sessions run on one thread, so no other session's
-//! step can come between them.
+//! few file operations, run off the event loop; one lock keeps another session's step from
+//! coming between them.
+//!
+//! Readers of `/etc/resolv.conf` (every resolver in every process) must see the old content or
+//! the new, never an empty or half-written file. So the file is replaced by rename: a
+//! temporary file beside it (beside the target, when it is a symlink), then `rename(2)`.
+//! Where the file is a mount point (a bind mount, as in containers), rename cannot replace it;
+//! then the new content is written in place with one `write(2)` at offset 0, padded with
+//! blank lines to at least the old length, so that no truncation is needed and a reader sees
+//! the old lines or the new ones (blank lines mean nothing to a resolver).
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+/// Held for each whole step, so that concurrent sessions' steps never interleave.
+static LOCK: Mutex<()> = Mutex::new(());
 
 /// The file as it was before any session, in the run directory.
 const ORIGINAL: &str = "resolv.conf.orig";
@@ -41,6 +54,67 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Shows `bytes` in `path` (resolv.conf) so that readers see the old content or the new.
+fn show(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // A symlink is followed, as a plain write would: its target is the file readers open.
+    let target = fs::canonicalize(path)?;
+    let mode = fs::metadata(&target)?.permissions().mode() & 0o7777;
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".openvpnserv.tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| {
+            // The mode as it was, whatever the umask did to it.
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    match fs::rename(&tmp, &target) {
+        Ok(()) => Ok(()),
+        // A mount point (EBUSY), or a file on a file system of its own (EXDEV).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EXDEV)) => {
+            let _ = fs::remove_file(&tmp);
+            write_in_place(&target, bytes)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// One write at offset 0, padded with newlines to the old length, then the padding cut off:
+/// no moment without content, and no tail of the old content after the new.
+fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    let old = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    let mut padded = bytes.to_vec();
+    if padded.len() < old {
+        padded.resize(old, b'\n');
+    }
+    file.write_all_at(&padded, 0)?;
+    file.set_len(bytes.len() as u64)?;
+    file.sync_all()
+}
+
+/// `a` and `b` say the same, whatever blank lines pad them at the end.
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    let trim = |s: &[u8]| {
+        let end = s.iter().rposition(|&c| c != b'\n').map_or(0, |i| i + 1);
+        s[..end].to_vec()
+    };
+    trim(a) == trim(b)
+}
+
 /// Every session's settings file in `dir`, newest first.
 fn sessions(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -64,8 +138,7 @@ fn restore_original(path: &Path, dir: &Path) -> io::Result<bool> {
     let original = dir.join(ORIGINAL);
     match fs::read(&original) {
         Ok(old) => {
-            // In place, not by rename: resolv.conf may be a bind mount or a symlink target.
-            fs::write(path, old)?;
+            show(path, &old)?;
             fs::remove_file(&original)?;
             Ok(true)
         }
@@ -76,23 +149,25 @@ fn restore_original(path: &Path, dir: &Path) -> io::Result<bool> {
 
 /// Shows `text` (a session's settings, kept in `mine`) in `path`.
 pub(crate) fn apply(path: &Path, mine: &Path, text: &str) -> io::Result<()> {
+    let _step = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let original = run_dir(mine)?.join(ORIGINAL);
     if !original.exists() {
         // No session shows its settings: the file is the machine's own.
         write_atomically(&original, &fs::read(path)?)?;
     }
     write_atomically(mine, text.as_bytes())?;
-    fs::write(path, text)
+    show(path, text.as_bytes())
 }
 
 /// Takes back the settings kept in `mine`: `path` shows the newest remaining session's, or
 /// the original when none remains. Settings already gone are fine.
 pub(crate) fn revert(path: &Path, mine: &Path) -> io::Result<()> {
+    let _step = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let dir = run_dir(mine)?;
     let shown = match fs::read(mine) {
         Ok(settings) => {
             fs::remove_file(mine)?;
-            fs::read(path).is_ok_and(|now| now == settings)
+            fs::read(path).is_ok_and(|now| same_text(&now, &settings))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(e),
@@ -100,7 +175,7 @@ pub(crate) fn revert(path: &Path, mine: &Path) -> io::Result<()> {
     match sessions(dir)?.first() {
         // Another session's settings stay; show them if ours were on display (if someone
         // else wrote the file since, leave it).
-        Some(newest) if shown => fs::write(path, fs::read(newest)?),
+        Some(newest) if shown => show(path, &fs::read(newest)?),
         Some(_) => Ok(()),
         None => restore_original(path, dir).map(drop),
     }
@@ -111,6 +186,7 @@ pub(crate) fn revert(path: &Path, mine: &Path) -> io::Result<()> {
 /// writes a crash cut short (resolv.conf itself is written only after them), and puts the
 /// original back. Returns whether there was anything to do.
 pub(crate) fn recover(path: &Path, dir: &Path) -> io::Result<bool> {
+    let _step = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let mut stale = match sessions(dir) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -219,6 +295,77 @@ mod tests {
         // Twice is harmless (a replay after a crash during clean-up).
         revert(&d.conf(), &d.session(1)).unwrap();
         assert_eq!(d.shown(), "machine\n");
+    }
+
+    /// Readers never see an empty or half-written resolv.conf (it was truncated and then
+    /// written, so a reader in between saw nothing).
+    #[test]
+    fn readers_see_the_old_content_or_the_new_never_an_empty_file() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let d = Dir::new("atomic");
+        let valid: Vec<String> = std::iter::once("machine\n".to_owned())
+            .chain((1..=2).map(|i| format!("session {i}\n{}", "nameserver 10.0.0.1\n".repeat(200))))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (conf, stop, valid) = (d.conf(), Arc::clone(&stop), valid.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let got = fs::read_to_string(&conf).unwrap();
+                    assert!(
+                        valid.contains(&got),
+                        "a reader saw {:?}",
+                        &got[..got.len().min(40)]
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for _ in 0..300 {
+            for id in [1, 2] {
+                apply(&d.conf(), &d.session(id), &valid[id as usize]).unwrap();
+            }
+            for id in [2, 1] {
+                revert(&d.conf(), &d.session(id)).unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(d.shown(), "machine\n");
+    }
+
+    #[test]
+    fn a_symlinked_resolv_conf_stays_a_symlink_and_its_target_changes() {
+        let d = Dir::new("symlink");
+        let target = d.0.join("real-resolv.conf");
+        fs::rename(d.conf(), &target).unwrap();
+        std::os::unix::fs::symlink("real-resolv.conf", d.conf()).unwrap();
+        apply_pause(&d, 1);
+        assert!(fs::symlink_metadata(d.conf())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "session 1\n");
+        revert(&d.conf(), &d.session(1)).unwrap();
+        assert!(fs::symlink_metadata(d.conf())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "machine\n");
+    }
+
+    #[test]
+    fn in_place_writes_leave_exactly_the_new_content() {
+        let d = Dir::new("inplace");
+        write_in_place(&d.conf(), b"a much longer text than before\n").unwrap();
+        assert_eq!(d.shown(), "a much longer text than before\n");
+        write_in_place(&d.conf(), b"short\n").unwrap();
+        assert_eq!(d.shown(), "short\n");
+        assert!(same_text(b"x\n\n\n", b"x\n"));
+        assert!(!same_text(b"x\n", b"y\n"));
     }
 
     #[test]
