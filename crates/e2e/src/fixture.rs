@@ -2,6 +2,7 @@
 //! and a running service configured for them.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::service::{binary, Service, TestDir};
@@ -25,6 +26,11 @@ pub struct Fixture {
 impl Fixture {
     /// Starts a service whose `exe_path` is the fake openvpn, with `extra` settings lines.
     pub fn new(extra: &str) -> Self {
+        Self::with_command(extra, |cmd| cmd)
+    }
+
+    /// Like [`Fixture::new`], with the service's command changed by `wrap` first.
+    pub fn with_command(extra: &str, wrap: impl FnOnce(Command) -> Command) -> Self {
         crate::users::remove_leftovers();
         let dir = TestDir::new("svc");
         let config_dir = dir.mkdir("config", 0o755);
@@ -40,15 +46,12 @@ impl Fixture {
         );
         // The fake openvpn needs no tun and sends its own channel messages: run the service
         // without its network layer (the net_* tests use the real one).
-        let service = Service::start_with(
-            &dir,
-            &settings,
-            &crate::service::unique_instance(),
-            |mut cmd| {
+        let service =
+            Service::start_with(&dir, &settings, &crate::service::unique_instance(), |cmd| {
+                let mut cmd = wrap(cmd);
                 cmd.arg("--no-network");
                 cmd
-            },
-        );
+            });
         Self {
             service,
             admin,

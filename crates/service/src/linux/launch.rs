@@ -91,6 +91,28 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// Marks every open fd above `last` close-on-exec, one `fcntl` each, up to the fd limit: the
+/// fallback for kernels before 5.11. Async-signal-safe: it allocates nothing.
+fn mark_cloexec_above(last: i32) -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given; fcntl is called on plain integers
+    // (F_GETFD on a number that is not open fails harmlessly with EBADF).
+    unsafe {
+        check(libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit))?;
+        let end = i32::try_from(limit.rlim_cur.min(1 << 20)).unwrap_or(1 << 20);
+        for fd in last + 1..end {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags != -1 && flags & libc::FD_CLOEXEC == 0 {
+                check(libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs in the child between `fork` and `exec`.
 fn child_setup(
     channel_fd: i32,
@@ -117,12 +139,21 @@ fn child_setup(
             check(libc::dup2(channel_fd, CHANNEL_FD))?;
         }
         // Everything above the channel is closed at exec, whatever the service holds open.
-        check(libc::syscall(
+        // close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11; older kernels answer ENOSYS
+        // (no close_range) or EINVAL (no such flag), and get every fd marked one by one.
+        if libc::syscall(
             libc::SYS_close_range,
             CHANNEL_FD + 1,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
-        ) as libc::c_int)?;
+        ) == -1
+        {
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ENOSYS | libc::EINVAL) => mark_cloexec_above(CHANNEL_FD)?,
+                _ => return Err(err),
+            }
+        }
         check(libc::setgroups(groups.len(), groups.as_ptr()))?;
         check(libc::setresgid(gid, gid, gid))?;
         check(libc::setresuid(uid, uid, uid))?;
@@ -135,4 +166,28 @@ fn child_setup(
         check(libc::chdir(cwd.as_ptr()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback for kernels without `close_range(CLOSE_RANGE_CLOEXEC)` (before 5.11),
+    /// where every session used to fail with EINVAL before openvpn started.
+    #[test]
+    fn without_close_range_every_fd_is_still_marked_close_on_exec() {
+        // SAFETY: a copy of stdin (open in the test process) at 10 or above, without
+        // close-on-exec; it is closed below.
+        let fd = unsafe { libc::fcntl(0, libc::F_DUPFD, 10) };
+        assert!(fd > CHANNEL_FD, "dup gave fd {fd}");
+        // SAFETY: F_GETFD on the fd just made.
+        let before = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(before & libc::FD_CLOEXEC, 0, "dup leaves close-on-exec off");
+        mark_cloexec_above(CHANNEL_FD).unwrap();
+        // SAFETY: as above.
+        let after = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_ne!(after & libc::FD_CLOEXEC, 0);
+        // SAFETY: closing the fd this test opened.
+        unsafe { libc::close(fd) };
+    }
 }
