@@ -2,15 +2,13 @@
 # Route benchmark (issue 4): route add+delete over the service's channel vs `ip route` run
 # once per route vs `ip -batch`, side by side in one run, in a fresh network namespace.
 #
-#   sudo scripts/bench-routes.sh [N]      N routes (default 10000)
+#   scripts/bench-routes.sh [N]           N routes (default 10000)
 #
 # Prints a Markdown table; docs/BENCHMARKS.md records a run with the machine it ran on.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench-routes: run as root (it creates a network namespace and a tun)" >&2
-    exit 1
-fi
+source scripts/lib/as-root.sh
+as_root "$0" "$@"
 cargo build --release --quiet -p openvpnserv --example bench_routes
 ns="ovsbench-$$"
 ip netns add "$ns"
