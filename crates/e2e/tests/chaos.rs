@@ -103,10 +103,8 @@ fn real_openvpn_killed_at_random_moments_leaves_nothing_each_time() {
                     "round {round}: openvpn did not come up:\n{}",
                     vpn.client_log(&name)
                 );
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    Signal::SIGTERM,
-                );
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
                 std::thread::sleep(disconnect.mul_f64(rng.f64()));
                 Stage::Disconnecting
             }
@@ -122,7 +120,10 @@ fn real_openvpn_killed_at_random_moments_leaves_nothing_each_time() {
             round as usize + 2,
             Duration::from_secs(30),
         );
-        assert!(undone, "round {round} ({landed:?}): the session was not undone");
+        assert!(
+            undone,
+            "round {round} ({landed:?}): the session was not undone"
+        );
         let now = vpn.snapshot();
         if now != before {
             eprintln!("round {round}: killed while {landed:?}");
@@ -141,8 +142,14 @@ fn real_openvpn_killed_at_random_moments_leaves_nothing_each_time() {
         disconnect.as_millis()
     );
     if rounds >= 30 {
-        for (stage, n) in ["connecting", "connected", "disconnecting"].iter().zip(counts) {
-            assert!(n >= rounds / 10, "only {n} kills landed while {stage}: {counts:?}");
+        for (stage, n) in ["connecting", "connected", "disconnecting"]
+            .iter()
+            .zip(counts)
+        {
+            assert!(
+                n >= rounds / 10,
+                "only {n} kills landed while {stage}: {counts:?}"
+            );
         }
     }
 }
@@ -195,7 +202,10 @@ fn the_service_killed_with_live_real_sessions_is_undone_by_its_restart_each_time
         assert_clean_log(&log);
         let now = vpn.snapshot();
         if now != before {
-            eprintln!("round {round}: {} session(s) live at the kill", children.len());
+            eprintln!(
+                "round {round}: {} session(s) live at the kill",
+                children.len()
+            );
             assert_same(&before, &now, &vpn);
         }
     }

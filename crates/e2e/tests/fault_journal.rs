@@ -388,6 +388,16 @@ fn damaged_or_truncated_journals_are_undone_as_far_as_they_can_be_read() {
         "{log}"
     );
     assert_clean_log(&log);
+    // Journals of which no line could be read are set aside for an administrator, never
+    // deleted (net-92 has readable lines: it is replayed, which undoes nothing, and goes).
+    for (name, kept) in [("net-90", true), ("net-91", true), ("net-92", false)] {
+        let aside = run.join(format!("{name}.journal.unreadable"));
+        assert_eq!(aside.exists(), kept, "{}", aside.display());
+        assert!(!run.join(format!("{name}.journal")).exists(), "{name}");
+        if kept {
+            std::fs::remove_file(aside).unwrap();
+        }
+    }
     // Everything the readable records name is undone (a tun takes its addresses and routes
     // along, and the original resolv.conf comes back even where a DNS record was lost);
     // what only an unreadable line named stays, and nothing else.

@@ -260,7 +260,7 @@ pub(crate) fn remove_unfinished(dir: &Path) -> io::Result<usize> {
 pub(crate) struct Scan {
     /// The journals to replay, in name order.
     pub(crate) journals: Vec<Leftover>,
-    /// Journals that cannot be read (or name no session), and why.
+    /// Journals of which not one line can be read, and why.
     pub(crate) unreadable: Vec<(PathBuf, String)>,
     /// The highest session number any journal names in its file name, set-aside ones
     /// included: this run numbers its sessions above it.
@@ -302,16 +302,13 @@ pub(crate) fn scan(dir: &Path) -> io::Result<Scan> {
         let text = match fs::read(&path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) => {
-                out.unreadable.push((path, e.to_string()));
+                out.unreadable.push((path, format!("cannot be read: {e}")));
                 continue;
             }
         };
         let (records, unreadable) = journal::parse(&text);
-        if !records.iter().any(|r| matches!(r, Record::Session { .. })) {
-            let why = format!(
-                "no session record among its {} readable line(s)",
-                records.len()
-            );
+        if records.is_empty() {
+            let why = format!("{unreadable} line(s) could not be read, and no line could");
             out.unreadable.push((path, why));
             continue;
         }

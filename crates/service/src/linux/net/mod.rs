@@ -290,12 +290,12 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
         for (path, why) in &scan.unreadable {
             match journal_file::set_aside(path) {
                 Ok(new) => warn!(
-                    "the undo journal {} cannot be read ({why}); set aside as {} for an administrator: whatever it named stays as it is",
+                    "{}: {why}; the journal is set aside as {} for an administrator, and whatever it named stays as it is",
                     path.display(),
                     new.display()
                 ),
                 Err(e) => warn!(
-                    "the undo journal {} cannot be read ({why}) nor set aside ({e}); it stays",
+                    "{}: {why}, and it cannot be set aside ({e}); it stays",
                     path.display()
                 ),
             }
