@@ -7,9 +7,10 @@
 //! at most [`LIMIT`]. A job that runs over is abandoned: the session answers with an error and
 //! ends, and the thread finishes (or stays stuck) on its own.
 //!
-//! Abandoned jobs still hold a thread, so each user may have at most [`MAX_PENDING_PER_USER`]
-//! jobs in flight, counted until they really end: one user's stuck mount can tie up only a
-//! few threads, and never delays another user's requests.
+//! Abandoned jobs still hold a thread, so a user with [`MAX_ABANDONED_PER_USER`] abandoned
+//! jobs still running gets no new ones until some finish: one user's stuck mount can tie up
+//! only a few threads, and never delays another user's requests. (Jobs in time are bounded by
+//! the session limits: a session waits for one job at a time.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,8 +19,8 @@ use std::time::Duration;
 /// How long a session waits for one blocking job.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
-/// Blocking jobs one user may have in flight, abandoned ones included.
-pub const MAX_PENDING_PER_USER: usize = 4;
+/// Abandoned blocking jobs one user may have still running.
+pub const MAX_ABANDONED_PER_USER: usize = 4;
 
 /// Why a blocking job gave no result.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +33,11 @@ pub enum OffloadError {
         /// The time it had.
         limit: Duration,
     },
-    /// The user already has too many jobs in flight.
-    #[error("{pending} earlier requests of this user are still waiting for a file system or the user database; try again when they are answered")]
+    /// The user's abandoned jobs still run.
+    #[error("{abandoned} earlier requests of this user were abandoned and still wait for a file system or the user database; try again when they are answered")]
     Busy {
-        /// The user's jobs in flight.
-        pending: usize,
+        /// The user's abandoned jobs still running.
+        abandoned: usize,
     },
     /// The job ended without giving its answer (it panicked; see the log).
     #[error("{what} ended without an answer; see the service log")]
@@ -54,28 +55,67 @@ pub enum OffloadError {
     },
 }
 
-/// Runs blocking jobs for users, at most [`MAX_PENDING_PER_USER`] each.
+/// Abandoned jobs still running, per user.
+type Abandoned = Arc<Mutex<HashMap<u32, usize>>>;
+
+/// Runs blocking jobs for users (see the module's text).
 #[derive(Debug, Default)]
 pub struct Offload {
-    pending: Arc<Mutex<HashMap<u32, usize>>>,
+    abandoned: Abandoned,
 }
 
-/// A user's job in flight; it counts until the job's thread is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Abandoned,
+    Finished,
+}
+
+/// One job of a user. The session keeps a [`Ticket`] to abandon it; the job's thread keeps
+/// the [`Job`], which counts the job off when it really ends.
 #[derive(Debug)]
-pub struct Pending {
+pub struct Job {
     uid: u32,
-    pending: Arc<Mutex<HashMap<u32, usize>>>,
+    state: Arc<Mutex<State>>,
+    abandoned: Abandoned,
 }
 
-impl Drop for Pending {
+/// The session's side of a [`Job`].
+#[derive(Debug)]
+pub struct Ticket {
+    uid: u32,
+    state: Arc<Mutex<State>>,
+    abandoned: Abandoned,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Ticket {
+    /// The session stops waiting: until its thread ends, the job counts against the user.
+    pub fn abandon(&self) {
+        let mut state = lock(&self.state);
+        if *state == State::Running {
+            *state = State::Abandoned;
+            *lock(&self.abandoned).entry(self.uid).or_insert(0) += 1;
+        }
+    }
+}
+
+impl Drop for Job {
     fn drop(&mut self) {
-        let mut map = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.uid);
+        let mut state = lock(&self.state);
+        if *state == State::Abandoned {
+            let mut map = lock(&self.abandoned);
+            if let Some(n) = map.get_mut(&self.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.uid);
+                }
             }
         }
+        *state = State::Finished;
     }
 }
 
@@ -92,41 +132,46 @@ impl Offload {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let pending = self.admit(uid)?;
+        let (ticket, counted) = self.admit(uid)?;
         let handle = tokio::task::spawn_blocking(move || {
-            let _pending = pending;
+            let _counted = counted;
             job()
         });
         match tokio::time::timeout(limit, handle).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(OffloadError::Failed { what, source }),
-            Err(_) => Err(OffloadError::TimedOut { what, limit }),
+            Err(_) => {
+                ticket.abandon();
+                Err(OffloadError::TimedOut { what, limit })
+            }
         }
     }
 
-    /// Counts a job of `uid` that the caller runs itself on a blocking thread; it counts
-    /// until the returned guard is dropped there.
-    pub fn admit(&self, uid: u32) -> Result<Pending, OffloadError> {
-        let mut map = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = map.entry(uid).or_insert(0);
-        if *n >= MAX_PENDING_PER_USER {
-            return Err(OffloadError::Busy { pending: *n });
+    /// A job of `uid` that the caller runs itself on a blocking thread (the [`Job`] goes
+    /// there; the [`Ticket`] stays to abandon it); refused while the user has
+    /// [`MAX_ABANDONED_PER_USER`] abandoned jobs running.
+    pub fn admit(&self, uid: u32) -> Result<(Ticket, Job), OffloadError> {
+        let abandoned = self.abandoned(uid);
+        if abandoned >= MAX_ABANDONED_PER_USER {
+            return Err(OffloadError::Busy { abandoned });
         }
-        *n += 1;
-        Ok(Pending {
+        let state = Arc::new(Mutex::new(State::Running));
+        let ticket = Ticket {
             uid,
-            pending: Arc::clone(&self.pending),
-        })
+            state: Arc::clone(&state),
+            abandoned: Arc::clone(&self.abandoned),
+        };
+        let job = Job {
+            uid,
+            state,
+            abandoned: Arc::clone(&self.abandoned),
+        };
+        Ok((ticket, job))
     }
 
-    /// Jobs in flight for `uid`.
-    pub fn pending(&self, uid: u32) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&uid)
-            .copied()
-            .unwrap_or(0)
+    /// Abandoned jobs of `uid` still running.
+    pub fn abandoned(&self, uid: u32) -> usize {
+        lock(&self.abandoned).get(&uid).copied().unwrap_or(0)
     }
 }
 
@@ -148,7 +193,7 @@ mod tests {
         assert!(matches!(r, Err(OffloadError::TimedOut { .. })), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(
-            offload.pending(7),
+            offload.abandoned(7),
             1,
             "the abandoned job still holds its thread"
         );
@@ -156,7 +201,7 @@ mod tests {
         assert_eq!(offload.run(8, "x", LIMIT, || 5).await.unwrap(), 5);
         release.send(()).unwrap();
         for _ in 0..200 {
-            if offload.pending(7) == 0 {
+            if offload.abandoned(7) == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -165,11 +210,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn one_user_cannot_hold_more_than_a_few_threads() {
+    async fn one_user_cannot_hold_more_than_a_few_stuck_threads() {
         let offload = Offload::default();
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
-        for _ in 0..MAX_PENDING_PER_USER {
+        for _ in 0..MAX_ABANDONED_PER_USER {
             let wait = Arc::clone(&wait);
             let r = offload
                 .run(7, "a lookup", Duration::from_millis(10), move || {
@@ -180,12 +225,34 @@ mod tests {
         }
         let r = offload.run(7, "a lookup", LIMIT, || ()).await;
         assert!(
-            matches!(r, Err(OffloadError::Busy { pending }) if pending == MAX_PENDING_PER_USER),
+            matches!(r, Err(OffloadError::Busy { abandoned }) if abandoned == MAX_ABANDONED_PER_USER),
             "{r:?}"
         );
         assert_eq!(offload.run(9, "x", LIMIT, || 1).await.unwrap(), 1);
-        for _ in 0..MAX_PENDING_PER_USER {
+        for _ in 0..MAX_ABANDONED_PER_USER {
             release.send(()).unwrap();
         }
+    }
+
+    /// Jobs in time do not count: a user may start many sessions at once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn many_jobs_in_time_of_one_user_are_fine() {
+        let offload = Arc::new(Offload::default());
+        let mut all = Vec::new();
+        for i in 0..32u32 {
+            let offload = Arc::clone(&offload);
+            all.push(tokio::spawn(async move {
+                offload
+                    .run(7, "x", LIMIT, move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        i
+                    })
+                    .await
+            }));
+        }
+        for (i, job) in all.into_iter().enumerate() {
+            assert_eq!(job.await.unwrap().unwrap(), i as u32);
+        }
+        assert_eq!(offload.abandoned(7), 0);
     }
 }

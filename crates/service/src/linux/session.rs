@@ -458,7 +458,7 @@ async fn launch<N>(
     args: Vec<String>,
     extra: Vec<String>,
 ) -> Result<(Child, UnixSeqpacket), Reply> {
-    let pending = shared
+    let (ticket, job) = shared
         .offload
         .admit(identity.uid)
         .map_err(|e| offload_reply(&e))?;
@@ -466,7 +466,7 @@ async fn launch<N>(
     let span = tracing::Span::current();
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let _pending = pending;
+        let _job = job;
         let _entered = span.enter();
         let started = start_openvpn(&settings, &identity, &working_dir, args, extra);
         if let Err(Ok((mut child, _))) = tx.send(started) {
@@ -481,6 +481,7 @@ async fn launch<N>(
             what: "starting openvpn",
         })),
         Err(_) => {
+            ticket.abandon();
             // No child may slip through between the timeout and the drop: close, then look.
             rx.close();
             match rx.try_recv() {
