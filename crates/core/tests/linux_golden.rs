@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::dns::{Backend, DnsState};
 use openvpnserv_core::linux::hook::{translate, Env, Options, Phase};
 use openvpnserv_core::linux::iproute::{describe, parse};
 use openvpnserv_core::linux::journal::{Change, Journal};
@@ -220,6 +220,7 @@ fn run_policy(requests: &[Request]) -> (Vec<(String, u32)>, Journal) {
             tun: &tun,
             journal: &journal,
             dns: &dns,
+            caps: Backend::Resolved.caps(),
         };
         match decide(facts, r, &underlay) {
             Ok(Action::AddAddress(a)) => {

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use openvpnserv_core::linux::dns::DnsState;
+use openvpnserv_core::linux::dns::{Backend, DnsState};
 use openvpnserv_core::linux::iproute::{describe, parse};
 use openvpnserv_core::linux::journal::{self, AddressSpec, Change, Journal, Record, RouteSpec};
 use openvpnserv_core::linux::policy::{decide, Action, Facts, Path, Tun};
@@ -139,7 +139,7 @@ proptest! {
         let mut outside = 0;
         for r in &requests {
             let before: Vec<u64> = journal.live().map(|(s, _)| s).collect();
-            let decision = decide(Facts { tun: &tun, journal: &journal, dns: &dns }, r, &underlay);
+            let decision = decide(Facts { tun: &tun, journal: &journal, dns: &dns, caps: Backend::Resolved.caps() }, r, &underlay);
             match decision {
                 Ok(Action::AddAddress(a)) => {
                     prop_assert_eq!(a.ifindex, TUN);

@@ -97,8 +97,8 @@ impl FakeSession {
         Self {
             env,
             options: Options {
-                addresses_and_routes: true,
                 block_outside_dns: k % 3 == 0,
+                ..Options::default()
             },
             phases,
             connect_ms: (10, 60),

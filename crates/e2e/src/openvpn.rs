@@ -125,7 +125,7 @@ impl Server {
         let path = dir.write("server.conf", &conf, 0o600);
         let log = dir.join("server.log");
         let child = ns
-            .command("openvpn")
+            .command(server_binary())
             .args([
                 "--config",
                 path.to_str().unwrap(),
@@ -204,9 +204,37 @@ pub fn client_config(
     path
 }
 
+/// The openvpn the service starts for the user: `$OPENVPN`, else this machine's
+/// `/usr/sbin/openvpn` (2.6.14 on Debian 12; `scripts/openvpn27.sh` provides Debian 13's 2.7).
+pub fn client_binary() -> PathBuf {
+    std::env::var_os("OPENVPN").map_or_else(|| PathBuf::from("/usr/sbin/openvpn"), PathBuf::from)
+}
+
+/// The openvpn the tests' server runs: `$OPENVPN_SERVER`, else the client's.
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("OPENVPN_SERVER").map_or_else(client_binary, PathBuf::from)
+}
+
+/// The client openvpn's version, `(major, minor)`, from `openvpn --version`.
+pub fn client_version() -> (u32, u32) {
+    let out = Command::new(client_binary())
+        .arg("--version")
+        .output()
+        .expect("run openvpn --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or_default();
+    let mut parts = version.split(['.', '_']).map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the client openvpn is 2.7 or later.
+pub fn client_is_2_7() -> bool {
+    client_version() >= (2, 7)
+}
+
 /// Runs `openvpn --version` and says whether this build has `--iproute`.
 pub fn has_iproute() -> bool {
-    Command::new("openvpn")
+    Command::new(client_binary())
         .arg("--version")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("enable_iproute2=yes"))

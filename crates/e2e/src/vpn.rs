@@ -120,7 +120,7 @@ impl Vpn {
         let hook = dir.join("openvpnserv-hook");
         std::fs::copy(binary("openvpnserv-hook"), &hook).expect("copy the hook");
         let exe = match setup.openvpn {
-            Openvpn::Real => PathBuf::from("/usr/sbin/openvpn"),
+            Openvpn::Real => crate::openvpn::client_binary(),
             Openvpn::Fake | Openvpn::FakeIproute => {
                 let name = if setup.openvpn == Openvpn::Fake {
                     "fake-openvpn"

@@ -233,6 +233,7 @@ mod bench {
                     gid: 65534,
                     name: "nobody".into(),
                 },
+                user_args: Vec::new(),
             };
             let (mut session, args) = net.prepare(&info).await.expect("prepare");
             let tun = args[1].clone();

@@ -27,6 +27,8 @@ pub struct UserConfig {
     pub down: Option<String>,
     /// `block-outside-dns` was given.
     pub block_outside_dns: bool,
+    /// `route-noexec` was given.
+    pub route_noexec: bool,
 }
 
 impl UserConfig {
@@ -116,6 +118,7 @@ pub fn scan(text: &str) -> UserConfig {
             "route-pre-down" => cfg.route_pre_down = value,
             "down" => cfg.down = value,
             "block-outside-dns" => cfg.block_outside_dns = true,
+            "route-noexec" => cfg.route_noexec = true,
             "setenv"
                 if w.get(1).map(String::as_str) == Some("opt")
                     && w.get(2).map(String::as_str) == Some("block-outside-dns") =>
@@ -126,6 +129,98 @@ pub fn scan(text: &str) -> UserConfig {
         }
     }
     cfg
+}
+
+/// An openvpn option the Linux service cannot honour: refused before openvpn starts, with a
+/// message that names it, rather than a session that connects and silently lacks it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the option {option:?} ({place}) cannot be used through openvpnserv: {why}")]
+pub struct Unsupported {
+    /// The option as written (`dev tap0`, `dns-updown force`, ...).
+    pub option: String,
+    /// Where: `the command line`, or `line N of PATH`.
+    pub place: String,
+    /// Why, and what to do.
+    pub why: &'static str,
+}
+
+/// Why an option (its words, the name first) cannot be honoured, if it cannot.
+fn refusal(words: &[String]) -> Option<&'static str> {
+    let name = words.first()?.trim_start_matches("--");
+    let value = words.get(1).map(String::as_str);
+    Some(match (name, value) {
+        ("dev", Some(v)) if v.starts_with("tap") => {
+            "the service makes a tun device for each session; tap (layer 2) is not supported, so use a tun server"
+        }
+        ("dev-type", Some("tap")) => {
+            "the service makes a tun device for each session; tap (layer 2) is not supported, so use a tun server"
+        }
+        ("route-table", _) => {
+            "the service adds routes to the main table only; remove route-table"
+        }
+        ("dns-updown", _) => {
+            "the service applies the VPN's DNS itself (systemd-resolved, resolvconf or resolv.conf) and runs openvpn's dns-updown step; remove the dns-updown line"
+        }
+        ("user" | "group", _) => {
+            "openvpn already runs as you, started by the service, and cannot change its user or group; remove the user and group lines"
+        }
+        ("chroot", _) => "openvpn runs as you and cannot chroot; remove the chroot line",
+        ("daemon", _) => {
+            "the service keeps track of openvpn, which must not leave it for the background; remove the daemon line (iservice start runs a connection in the background)"
+        }
+        _ => return None,
+    })
+}
+
+/// The first option of `args` (openvpn's options, `--name value ...`) or of the config text
+/// (from `path`) that the service cannot honour.
+pub fn unsupported(args: &[String], config: Option<(&str, &str)>) -> Option<Unsupported> {
+    let mut i = 0;
+    while i < args.len() {
+        if args[i].starts_with("--") {
+            let end = args[i + 1..]
+                .iter()
+                .position(|a| a.starts_with("--"))
+                .map_or(args.len(), |p| i + 1 + p);
+            let words = &args[i..end];
+            if let Some(why) = refusal(words) {
+                return Some(Unsupported {
+                    option: words.join(" ").trim_start_matches("--").to_owned(),
+                    place: "the command line".into(),
+                    why,
+                });
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    let (path, text) = config?;
+    let mut inline_end: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(end) = &inline_end {
+            if trimmed == end {
+                inline_end = None;
+            }
+            continue;
+        }
+        if let Some(tag) = trimmed.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
+            if !tag.starts_with('/') {
+                inline_end = Some(format!("</{tag}>"));
+                continue;
+            }
+        }
+        let words = words(line);
+        if let Some(why) = refusal(&words) {
+            return Some(Unsupported {
+                option: words.join(" ").trim_start_matches("--").to_owned(),
+                place: format!("line {} of {path}", n + 1),
+                why,
+            });
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -156,5 +251,44 @@ mod tests {
         assert_eq!(cfg.script(Phase::RouteUp), None);
         assert!(cfg.block_outside_dns);
         assert!(!scan("setenv opt verb 3\n").block_outside_dns);
+    }
+
+    #[test]
+    fn options_the_service_cannot_honour_are_named_with_their_place() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let none = unsupported(
+            &args(&["--config", "a.conf", "--verb", "3"]),
+            Some(("a.conf", "client\ndev tun\n")),
+        );
+        assert_eq!(none, None);
+        let cli = unsupported(&args(&["--config", "a.conf", "--dev-type", "tap"]), None).unwrap();
+        assert_eq!(cli.option, "dev-type tap");
+        assert_eq!(cli.place, "the command line");
+        for (line, option) in [
+            ("dev tap0", "dev tap0"),
+            ("route-table 100", "route-table 100"),
+            (
+                "dns-updown /usr/local/bin/mine",
+                "dns-updown /usr/local/bin/mine",
+            ),
+            ("dns-updown force", "dns-updown force"),
+            ("dns-updown disable", "dns-updown disable"),
+            ("user nobody", "user nobody"),
+            ("group nogroup", "group nogroup"),
+            ("daemon", "daemon"),
+        ] {
+            let text = format!("client\n<ca>\ndev tap9\n</ca>\nremote x\n{line}\n");
+            let u = unsupported(&[], Some(("/etc/openvpn/client/x.conf", &text))).unwrap();
+            assert_eq!(u.option, option);
+            assert_eq!(
+                u.place, "line 6 of /etc/openvpn/client/x.conf",
+                "the inline block is skipped"
+            );
+            assert!(u.to_string().contains(&format!("{option:?}")), "{u}");
+        }
+        assert_eq!(
+            unsupported(&[], Some(("x", "# dev tap\n;user nobody\n"))),
+            None
+        );
     }
 }

@@ -21,6 +21,139 @@ pub struct DnsState {
     pub search: Vec<String>,
     /// Split-DNS domains: only names under these go to the session's servers.
     pub routing: Vec<String>,
+    /// Servers that answer on another port than 53.
+    pub ports: Vec<(IpAddr, u16)>,
+    /// What the servers' profile says of DNSSEC.
+    pub dnssec: Dnssec,
+    /// The servers speak DNS over TLS.
+    pub tls: bool,
+    /// The profiles of a `--dns` configuration received so far, while more are to come
+    /// (openvpn's `--dns server N`; each arrives in a message of its own).
+    pub pending: Vec<Profile>,
+    /// Why profiles were passed over, for the log.
+    pub skipped: Vec<String>,
+}
+
+/// DNSSEC, as a `--dns` server profile asks for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dnssec {
+    /// Not said (the resolver's own setting).
+    #[default]
+    Unset,
+    /// `dnssec no`.
+    No,
+    /// `dnssec yes`.
+    Yes,
+    /// `dnssec optional`: validate where the servers allow it.
+    Optional,
+}
+
+/// How a profile's servers are reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain DNS.
+    #[default]
+    Plain,
+    /// DNS over TLS.
+    Tls,
+    /// DNS over HTTPS.
+    Https,
+}
+
+/// One `--dns server N` profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Servers, each with its port if not 53.
+    pub servers: Vec<(IpAddr, Option<u16>)>,
+    /// Split-DNS domains of this profile.
+    pub resolve_domains: Vec<String>,
+    /// The configuration's search domains.
+    pub search_domains: Vec<String>,
+    /// DNSSEC.
+    pub dnssec: Dnssec,
+    /// Transport.
+    pub transport: Transport,
+}
+
+/// What a backend can apply of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Servers on other ports than 53.
+    pub ports: bool,
+    /// DNS over TLS.
+    pub tls: bool,
+    /// DNSSEC settings per link.
+    pub dnssec: bool,
+}
+
+impl Profile {
+    /// Why `caps` cannot apply this profile, if it cannot.
+    fn unusable(&self, caps: Caps) -> Option<&'static str> {
+        if self.servers.is_empty() {
+            return Some("it names no server");
+        }
+        match self.transport {
+            Transport::Https => return Some("DNS over HTTPS is not supported"),
+            Transport::Tls if !caps.tls => {
+                return Some("DNS over TLS needs systemd-resolved");
+            }
+            _ => {}
+        }
+        if !caps.ports && self.servers.iter().any(|(_, p)| p.is_some_and(|p| p != 53)) {
+            return Some("servers on other ports than 53 need systemd-resolved");
+        }
+        if !caps.dnssec && matches!(self.dnssec, Dnssec::Yes | Dnssec::Optional) {
+            return Some("DNSSEC settings need systemd-resolved");
+        }
+        None
+    }
+
+    /// The state this profile gives.
+    fn state(&self) -> DnsState {
+        let mut s = DnsState {
+            search: self.search_domains.clone(),
+            routing: self.resolve_domains.clone(),
+            dnssec: self.dnssec,
+            tls: self.transport == Transport::Tls,
+            ..DnsState::default()
+        };
+        for &(a, port) in &self.servers {
+            if a.is_ipv4() {
+                s.servers4.push(a);
+            } else {
+                s.servers6.push(a);
+            }
+            if let Some(p) = port.filter(|&p| p != 53) {
+                s.ports.push((a, p));
+            }
+        }
+        s
+    }
+}
+
+/// Chooses, as openvpn's own `dns-updown` does, the first profile the backend can apply;
+/// the others before it are named in [`DnsState::skipped`]. Fails, saying why for each, when
+/// none can be applied.
+pub fn choose_profile(profiles: &[Profile], caps: Caps) -> Result<DnsState, String> {
+    let mut skipped = Vec::new();
+    for (i, p) in profiles.iter().enumerate() {
+        match p.unusable(caps) {
+            None => {
+                let mut s = p.state();
+                s.skipped = skipped;
+                return Ok(s);
+            }
+            Some(why) => skipped.push(format!("DNS server profile {} skipped: {why}", i + 1)),
+        }
+    }
+    Err(if skipped.is_empty() {
+        "the DNS configuration has no server profile".to_owned()
+    } else {
+        format!(
+            "no DNS server profile can be applied ({})",
+            skipped.join("; ")
+        )
+    })
 }
 
 /// Longest domain name we accept.
@@ -93,6 +226,19 @@ impl DnsState {
             && self.routing.is_empty()
     }
 
+    /// Whether the session has DNS servers of its own.
+    pub fn has_servers(&self) -> bool {
+        !self.servers4.is_empty() || !self.servers6.is_empty()
+    }
+
+    /// The port of server `a`.
+    pub fn port(&self, a: IpAddr) -> u16 {
+        self.ports
+            .iter()
+            .find(|(s, _)| *s == a)
+            .map_or(53, |&(_, p)| p)
+    }
+
     /// Every server, IPv4 first.
     pub fn servers(&self) -> impl Iterator<Item = &IpAddr> {
         self.servers4.iter().chain(&self.servers6)
@@ -137,6 +283,18 @@ pub enum Backend {
     Direct,
     /// Leave DNS alone.
     None,
+}
+
+impl Backend {
+    /// What this backend can apply of a `--dns` profile.
+    pub fn caps(self) -> Caps {
+        let resolved = self == Backend::Resolved;
+        Caps {
+            ports: resolved,
+            tls: resolved,
+            dnssec: resolved,
+        }
+    }
 }
 
 /// What the detector found on the machine.
@@ -214,6 +372,7 @@ mod tests {
             servers6: vec!["fd00:8::53".parse().unwrap()],
             search: vec!["corp.example".into()],
             routing: vec!["lab.example".into()],
+            ..DnsState::default()
         };
         assert_eq!(
             s.resolv_conf("openvpnserv tun1"),
@@ -239,5 +398,43 @@ mod tests {
             choose(Some(Backend::Direct), f(true, true)),
             Backend::Direct
         );
+    }
+
+    fn profile(transport: Transport, port: Option<u16>, dnssec: Dnssec) -> Profile {
+        Profile {
+            servers: vec![("10.8.0.53".parse().unwrap(), port)],
+            resolve_domains: vec!["lab.example".into()],
+            search_domains: vec!["corp.example".into()],
+            dnssec,
+            transport,
+        }
+    }
+
+    /// The choice openvpn's own dns-updown makes: resolved takes the first profile that is
+    /// not DNS over HTTPS; resolvconf and resolv.conf the first with plain DNS on port 53
+    /// and no DNSSEC setting.
+    #[test]
+    fn each_backend_gets_the_first_profile_it_can_apply() {
+        let profiles = [
+            profile(Transport::Https, None, Dnssec::Unset),
+            profile(Transport::Tls, Some(853), Dnssec::Yes),
+            profile(Transport::Plain, Some(53), Dnssec::Unset),
+        ];
+        let resolved = choose_profile(&profiles, Backend::Resolved.caps()).unwrap();
+        assert!(resolved.tls);
+        assert_eq!(resolved.dnssec, Dnssec::Yes);
+        assert_eq!(resolved.port("10.8.0.53".parse().unwrap()), 853);
+        assert_eq!(
+            resolved.skipped,
+            ["DNS server profile 1 skipped: DNS over HTTPS is not supported"]
+        );
+        let plain = choose_profile(&profiles, Backend::Resolvconf.caps()).unwrap();
+        assert!(!plain.tls);
+        assert!(plain.ports.is_empty());
+        assert_eq!(plain.skipped.len(), 2);
+        assert_eq!(plain.routing, ["lab.example"]);
+        let err = choose_profile(&profiles[..2], Backend::Direct.caps()).unwrap_err();
+        assert!(err.contains("DNS over TLS needs systemd-resolved"), "{err}");
+        assert!(choose_profile(&[], Backend::Resolved.caps()).is_err());
     }
 }

@@ -23,9 +23,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use openvpnserv_proto::channel::linux::{
+    NRPT_DNSSEC_NO, NRPT_DNSSEC_OPTIONAL, NRPT_DOH, NRPT_DOT, NRPT_PROFILES_SHIFT,
+    NRPT_PROFILE_SHIFT, WFP_BLOCK_IF_DNS,
+};
 use openvpnserv_proto::channel::{
     DnsCfgMsg, FixedStr, InetAddr, Interface, NrptCfgMsg, Request, WfpBlockMsg, AF_INET, AF_INET6,
-    NRPT_ADDR_NUM, WFP_BLOCK_DNS,
+    NRPT_ADDR_NUM, NRPT_DNSSEC, WFP_BLOCK_DNS,
 };
 
 use crate::linux::iproute::{address, iface, mtu, route};
@@ -72,6 +76,12 @@ pub struct Options {
     pub addresses_and_routes: bool,
     /// The config asks for `block-outside-dns`.
     pub block_outside_dns: bool,
+    /// openvpn is 2.7 or later: DNS comes only through the `--dns-updown` hook
+    /// ([`translate_dns`]), and a full tunnel shows in `route_redirect_gateway_ipv4`.
+    pub openvpn_2_7: bool,
+    /// The user's config or options say `route-noexec`: no route is applied, IPv4 and IPv6
+    /// alike.
+    pub route_noexec: bool,
 }
 
 impl Default for Options {
@@ -79,6 +89,8 @@ impl Default for Options {
         Self {
             addresses_and_routes: true,
             block_outside_dns: false,
+            openvpn_2_7: false,
+            route_noexec: false,
         }
     }
 }
@@ -129,21 +141,23 @@ pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>,
             if opts.addresses_and_routes {
                 up_addresses(env, &dev, &mut out)?;
             }
-            out.extend(dns(env, &dev, true)?);
+            if !opts.openvpn_2_7 {
+                out.extend(dns(env, &dev, true)?);
+            }
         }
         Phase::RouteUp => {
-            if opts.addresses_and_routes {
+            if opts.addresses_and_routes && !opts.route_noexec {
                 out.extend(routes(env, true)?);
             }
-            if wants_block(env, opts) {
-                out.push(block(&dev, true));
+            if let Some(flags) = wants_block(env, opts) {
+                out.push(block(&dev, true, flags));
             }
         }
         Phase::RoutePreDown => {
-            if wants_block(env, opts) {
-                out.push(block(&dev, false));
+            if let Some(flags) = wants_block(env, opts) {
+                out.push(block(&dev, false, flags));
             }
-            if opts.addresses_and_routes {
+            if opts.addresses_and_routes && !opts.route_noexec {
                 out.extend(routes(env, false)?);
             }
         }
@@ -151,7 +165,9 @@ pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>,
             if opts.addresses_and_routes {
                 down_addresses(env, &dev, &mut out)?;
             }
-            out.extend(dns(env, &dev, false)?);
+            if !opts.openvpn_2_7 {
+                out.extend(dns(env, &dev, false)?);
+            }
         }
     }
     Ok(out)
@@ -216,8 +232,13 @@ fn down_addresses(
     Ok(())
 }
 
+/// Whether IPv4 goes through the tunnel: openvpn 2.7 says so in
+/// `route_redirect_gateway_ipv4` as soon as the option is read (even with `route-noexec`);
+/// 2.6 says `redirect_gateway` only to `route-up`, after it tried the routes itself.
 fn redirect(env: &Env) -> bool {
-    get(env, "redirect_gateway").is_some_and(|v| v != "0")
+    ["route_redirect_gateway_ipv4", "redirect_gateway"]
+        .iter()
+        .any(|k| get(env, k).is_some_and(|v| v != "0"))
 }
 
 /// Routes in openvpn's order: adds are redirect routes first, then pushed IPv4 routes, then
@@ -312,36 +333,19 @@ fn routes(env: &Env, add: bool) -> Result<Vec<Request>, TranslateError> {
     })
 }
 
-/// DNS settings, `--dns` first, else `dhcp-option`s.
+/// DNS settings from `dhcp-option`s (openvpn 2.6 without `--dns`).
 struct Dns {
     servers4: Vec<IpAddr>,
     servers6: Vec<IpAddr>,
     domains: Vec<String>,
-    /// From `--dns`: servers as text, resolve-domains, search domains.
-    nrpt: Option<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
-fn dns_settings(env: &Env) -> Dns {
+fn dhcp_options(env: &Env) -> Dns {
     let mut d = Dns {
         servers4: Vec::new(),
         servers6: Vec::new(),
         domains: Vec::new(),
-        nrpt: None,
     };
-    let list = |prefix: &str| -> Vec<String> {
-        (1..)
-            .map_while(|m| get(env, &format!("{prefix}{m}")).map(str::to_owned))
-            .collect()
-    };
-    let servers = list("dns_server_1_address_");
-    if !servers.is_empty() {
-        let resolve = list("dns_server_1_resolve_domain_")
-            .into_iter()
-            .map(|r| format!(".{}", r.trim_start_matches('.')))
-            .collect();
-        d.nrpt = Some((servers, resolve, list("dns_search_domain_")));
-        return d;
-    }
     for i in 1.. {
         let Some(opt) = get(env, &format!("foreign_option_{i}")) else {
             break;
@@ -366,6 +370,63 @@ fn dns_settings(env: &Env) -> Dns {
         }
     }
     d
+}
+
+/// One `--dns server N` profile as openvpn's `dns_server_N_*` variables give it.
+struct EnvProfile {
+    /// `a`, or `a:port` / `[a]:port` for another port than 53.
+    servers: Vec<String>,
+    resolve: Vec<String>,
+    flags: u32,
+}
+
+/// Every `dns_server_N_*` profile (openvpn numbers them 1, 2, … in priority order) and the
+/// `dns_search_domain_N` list.
+fn dns_profiles(env: &Env) -> (Vec<EnvProfile>, Vec<String>) {
+    let list = |prefix: &str| -> Vec<String> {
+        (1..)
+            .map_while(|m| get(env, &format!("{prefix}{m}")).map(str::to_owned))
+            .collect()
+    };
+    let mut profiles = Vec::new();
+    for n in 1.. {
+        let addresses = list(&format!("dns_server_{n}_address_"));
+        if addresses.is_empty() {
+            break;
+        }
+        let servers = addresses
+            .iter()
+            .enumerate()
+            .map(
+                |(m, a)| match get(env, &format!("dns_server_{n}_port_{}", m + 1)) {
+                    Some(p) if p != "53" && a.contains(':') => format!("[{a}]:{p}"),
+                    Some(p) if p != "53" => format!("{a}:{p}"),
+                    _ => a.clone(),
+                },
+            )
+            .collect();
+        let resolve = list(&format!("dns_server_{n}_resolve_domain_"))
+            .into_iter()
+            .map(|r| format!(".{}", r.trim_start_matches('.')))
+            .collect();
+        let mut flags = match get(env, &format!("dns_server_{n}_dnssec")) {
+            Some("yes") => NRPT_DNSSEC,
+            Some("optional") => NRPT_DNSSEC_OPTIONAL,
+            Some("no") => NRPT_DNSSEC_NO,
+            _ => 0,
+        };
+        flags |= match get(env, &format!("dns_server_{n}_transport")) {
+            Some("DoT") => NRPT_DOT,
+            Some("DoH") => NRPT_DOH,
+            _ => 0,
+        };
+        profiles.push(EnvProfile {
+            servers,
+            resolve,
+            flags,
+        });
+    }
+    (profiles, list("dns_search_domain_"))
 }
 
 fn fixed<const N: usize>(s: &str) -> Result<FixedStr<N>, TranslateError> {
@@ -400,32 +461,56 @@ fn dns_cfg(
     })
 }
 
-fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, TranslateError> {
-    let d = dns_settings(env);
-    if let Some((servers, resolve, search)) = d.nrpt {
+/// The `--dns` configuration as NRPT messages, one per server profile (the service picks the
+/// profile its DNS backend can apply); a single delete takes it all back.
+fn nrpt(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, TranslateError> {
+    let (profiles, search) = dns_profiles(env);
+    if profiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !add {
+        return Ok(vec![Request::DelNrptCfg(NrptCfgMsg {
+            iface: dev.clone(),
+            addresses: Default::default(),
+            resolve_domains: fixed("")?,
+            search_domains: fixed("")?,
+            flags: 0,
+        })]);
+    }
+    let count = profiles.len().min(MAX_PROFILES);
+    let mut out = Vec::new();
+    for (index, p) in profiles.iter().take(count).enumerate() {
         let mut addresses: [FixedStr<48>; NRPT_ADDR_NUM] = Default::default();
-        if add {
-            for (slot, s) in addresses.iter_mut().zip(&servers) {
-                *slot = fixed(s)?;
-            }
+        for (slot, s) in addresses.iter_mut().zip(&p.servers) {
+            *slot = fixed(s)?;
         }
-        let m = NrptCfgMsg {
+        // A lone profile is sent as openvpn itself would (no profile numbers).
+        let numbering = if count > 1 {
+            ((index as u32) << NRPT_PROFILE_SHIFT) | ((count as u32) << NRPT_PROFILES_SHIFT)
+        } else {
+            0
+        };
+        out.push(Request::AddNrptCfg(NrptCfgMsg {
             iface: dev.clone(),
             addresses,
-            resolve_domains: fixed(&if add {
-                resolve.join(",")
-            } else {
-                String::new()
-            })?,
-            search_domains: fixed(&if add { search.join(",") } else { String::new() })?,
-            flags: 0,
-        };
-        return Ok(vec![if add {
-            Request::AddNrptCfg(m)
-        } else {
-            Request::DelNrptCfg(m)
-        }]);
+            resolve_domains: fixed(&p.resolve.join(","))?,
+            search_domains: fixed(&search.join(","))?,
+            flags: p.flags | numbering,
+        }));
     }
+    Ok(out)
+}
+
+/// Most server profiles sent (the service takes no more).
+const MAX_PROFILES: usize = 16;
+
+/// openvpn 2.6's DNS in its script environment: `--dns` if present, else `dhcp-option`s.
+fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, TranslateError> {
+    let from_dns = nrpt(env, dev, add)?;
+    if !from_dns.is_empty() {
+        return Ok(from_dns);
+    }
+    let d = dhcp_options(env);
     let mut out = Vec::new();
     for (v6, servers) in [(false, &d.servers4), (true, &d.servers6)] {
         if !servers.is_empty() {
@@ -439,17 +524,31 @@ fn dns(env: &Env, dev: &Interface, add: bool) -> Result<Vec<Request>, TranslateE
     Ok(out)
 }
 
-fn wants_block(env: &Env, opts: Options) -> bool {
-    let d = dns_settings(env);
-    let has_dns = d.nrpt.is_some() || !d.servers4.is_empty() || !d.servers6.is_empty();
-    // A full tunnel with VPN DNS servers must not leak queries past the tunnel; elsewhere
-    // only when the config asks (design §4).
-    has_dns && (opts.block_outside_dns || redirect(env))
+/// The requests of openvpn 2.7's `--dns-updown` command (`script_type` `dns-up` or
+/// `dns-down`): its whole DNS configuration (`--dns`, or the `dhcp-option`s openvpn copies
+/// into it), from a bare environment: `dev`, `script_type` and the `dns_*` variables.
+pub fn translate_dns(up: bool, env: &Env) -> Result<Vec<Request>, TranslateError> {
+    let dev = iface(get(env, "dev").ok_or_else(|| missing("dev"))?)?;
+    nrpt(env, &dev, up)
 }
 
-fn block(dev: &Interface, add: bool) -> Request {
+/// Whether the leak block is asked for, and with which flags: for a full tunnel with VPN DNS
+/// servers, or when the config asks (design §4). openvpn 2.7 shows scripts other than
+/// `--dns-updown` nothing of DNS, so there the service decides whether DNS servers exist.
+fn wants_block(env: &Env, opts: Options) -> Option<u32> {
+    let asked = opts.block_outside_dns || redirect(env);
+    if opts.openvpn_2_7 {
+        return asked.then_some(WFP_BLOCK_DNS | WFP_BLOCK_IF_DNS);
+    }
+    let d = dhcp_options(env);
+    let has_dns =
+        !dns_profiles(env).0.is_empty() || !d.servers4.is_empty() || !d.servers6.is_empty();
+    (has_dns && asked).then_some(WFP_BLOCK_DNS)
+}
+
+fn block(dev: &Interface, add: bool, flags: u32) -> Request {
     let m = WfpBlockMsg {
-        flags: WFP_BLOCK_DNS,
+        flags,
         iface: dev.clone(),
     };
     if add {
@@ -498,7 +597,7 @@ mod tests {
         ]);
         let opts = Options {
             addresses_and_routes: false,
-            block_outside_dns: false,
+            ..Options::default()
         };
         let got = described(Phase::Up, &e, opts);
         assert_eq!(
@@ -599,5 +698,104 @@ mod tests {
             ("route_netmask_1", "x"),
         ]);
         assert!(translate(Phase::RouteUp, &e, Options::default()).is_err());
+    }
+
+    /// openvpn 2.7's `--dns-updown` gets a bare environment with the whole `--dns`
+    /// configuration: every profile goes to the service (which picks one its backend can
+    /// apply), numbered, with ports, transport and DNSSEC; the down is one delete.
+    #[test]
+    fn dns_updown_sends_every_profile_numbered() {
+        let e = env(&[
+            ("dev", "tun1"),
+            ("script_type", "dns-up"),
+            ("dns_search_domain_1", "corp.example"),
+            ("dns_server_1_address_1", "10.8.0.53"),
+            ("dns_server_1_port_1", "853"),
+            ("dns_server_1_address_2", "fd00:8::53"),
+            ("dns_server_1_port_2", "853"),
+            ("dns_server_1_transport", "DoT"),
+            ("dns_server_1_dnssec", "yes"),
+            ("dns_server_1_resolve_domain_1", "lab.example"),
+            ("dns_server_2_address_1", "10.8.0.54"),
+            ("dns_server_2_port_1", "53"),
+            ("dns_server_2_resolve_domain_1", "lab.example"),
+        ]);
+        let got = translate_dns(true, &e).unwrap();
+        assert_eq!(got.len(), 2);
+        let Request::AddNrptCfg(first) = &got[0] else {
+            panic!("{got:?}")
+        };
+        let servers: Vec<&str> = first
+            .addresses
+            .iter()
+            .filter_map(|a| a.to_str())
+            .filter(|a| !a.is_empty())
+            .collect();
+        assert_eq!(servers, ["10.8.0.53:853", "[fd00:8::53]:853"]);
+        assert_eq!(first.flags & 0xff, NRPT_DNSSEC | NRPT_DOT);
+        assert_eq!(first.flags >> NRPT_PROFILE_SHIFT & 0xff, 0);
+        assert_eq!(first.flags >> NRPT_PROFILES_SHIFT & 0xff, 2);
+        assert_eq!(first.resolve_domains.to_str(), Some(".lab.example"));
+        assert_eq!(first.search_domains.to_str(), Some("corp.example"));
+        let Request::AddNrptCfg(second) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            second.addresses[0].to_str(),
+            Some("10.8.0.54"),
+            "port 53 is not written"
+        );
+        assert_eq!(second.flags >> NRPT_PROFILE_SHIFT & 0xff, 1);
+        let down = translate_dns(false, &e).unwrap();
+        assert_eq!(down.len(), 1);
+        assert!(matches!(down[0], Request::DelNrptCfg(_)));
+        assert!(translate_dns(true, &env(&[("dev", "tun1")]))
+            .unwrap()
+            .is_empty());
+    }
+
+    /// openvpn 2.7 shows a full tunnel in `route_redirect_gateway_ipv4` (with the service's
+    /// `route-noexec` too), and nothing of DNS to `up` and `route-up`: no DNS from them, and
+    /// the leak block asked for only if the session has DNS servers.
+    #[test]
+    fn openvpn_2_7_full_tunnel_from_route_redirect_gateway() {
+        let e = env(&[
+            ("dev", "tun1"),
+            ("route_redirect_gateway_ipv4", "1"),
+            ("route_vpn_gateway", "10.8.0.1"),
+            ("route_net_gateway", "10.200.0.1"),
+            ("trusted_ip", "10.200.0.2"),
+            ("foreign_option_1", "dhcp-option DNS 10.8.0.53"),
+        ]);
+        let o27 = Options {
+            openvpn_2_7: true,
+            ..Options::default()
+        };
+        let got = described(Phase::RouteUp, &e, o27);
+        assert_eq!(
+            got,
+            [
+                "route add 10.200.0.2/32 via 10.200.0.1",
+                "route add 0.0.0.0/1 via 10.8.0.1",
+                "route add 128.0.0.0/1 via 10.8.0.1",
+                "block add dev tun1 flags 258",
+            ]
+        );
+        assert!(!described(Phase::Up, &e, o27)
+            .iter()
+            .any(|l| l.starts_with("dns")));
+        // The user's route-noexec: neither family is routed, the block still comes.
+        let noexec = Options {
+            route_noexec: true,
+            ..o27
+        };
+        assert_eq!(
+            described(Phase::RouteUp, &e, noexec),
+            ["block add dev tun1 flags 258"]
+        );
+        assert_eq!(
+            described(Phase::RoutePreDown, &e, noexec),
+            ["block del dev tun1 flags 258"]
+        );
     }
 }

@@ -5,7 +5,9 @@
 //! * [`hook`]: openvpn's script environment → channel requests (design §2).
 //! * [`iproute`]: `--iproute` `ip` argv → channel requests, and requests as `ip` words.
 //! * [`dns`]: DNS state, checks and rendering, backend choice (design §4).
-//! * [`config`]: what the hook must know of the config's own scripts.
+//! * [`config`]: what the hook must know of the config's own scripts, and the options the
+//!   service cannot honour.
+//! * [`openvpn`]: what an openvpn build is, from its `--version`.
 
 pub mod config;
 pub mod dns;
@@ -13,6 +15,7 @@ mod error;
 pub mod hook;
 pub mod iproute;
 pub mod journal;
+pub mod openvpn;
 pub mod policy;
 
 pub use error::TranslateError;

@@ -15,13 +15,17 @@
 
 use std::net::IpAddr;
 
+use openvpnserv_proto::channel::linux::{
+    NRPT_DNSSEC_NO, NRPT_DNSSEC_OPTIONAL, NRPT_DOH, NRPT_DOT, NRPT_PROFILES_SHIFT,
+    NRPT_PROFILE_SHIFT, WFP_BLOCK_IF_DNS,
+};
 use openvpnserv_proto::channel::{
     AddressMsg, DnsCfgMsg, Interface, NrptCfgMsg, Request, RouteMsg, AF_INET, AF_INET6,
-    INDEX_INVALID, WFP_BLOCK_DNS,
+    INDEX_INVALID, NRPT_DNSSEC, WFP_BLOCK_DNS,
 };
 use openvpnserv_proto::codes::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED};
 
-use crate::linux::dns::{self, DnsState};
+use crate::linux::dns::{self, Caps, DnsState, Dnssec, Profile, Transport};
 use crate::linux::journal::{AddressSpec, Change, Journal, RouteSpec};
 
 /// The session's tun, as the service created it.
@@ -62,6 +66,8 @@ pub enum Action {
     DelRoute(u64),
     /// Apply these DNS settings (the session's whole state after the request).
     Dns(DnsState),
+    /// Keep this DNS state without applying anything yet (more profiles are to come).
+    KeepDns(DnsState),
     /// Block DNS (or all traffic) outside the tun.
     Block {
         /// Only DNS (flags 2), else everything.
@@ -113,6 +119,8 @@ pub struct Facts<'a> {
     pub journal: &'a Journal,
     /// The session's DNS settings so far.
     pub dns: &'a DnsState,
+    /// What the DNS backend can apply.
+    pub caps: Caps,
 }
 
 /// Which link a message names.
@@ -209,7 +217,7 @@ pub fn decide(
         }
         Request::AddNrptCfg(m) => {
             facts.on_tun(&m.iface, "DNS change")?;
-            nrpt(m).map(Action::Dns)
+            nrpt(facts, m)
         }
         Request::DelNrptCfg(m) => {
             facts.on_tun(&m.iface, "DNS change")?;
@@ -217,8 +225,13 @@ pub fn decide(
         }
         Request::AddWfpBlock(m) => {
             facts.on_tun(&m.iface, "DNS block")?;
+            // Asked for only if the session has DNS servers (openvpn 2.7's route-up cannot
+            // tell): a block without the VPN's servers would leave no DNS at all.
+            if m.flags & WFP_BLOCK_IF_DNS != 0 && !facts.dns.has_servers() {
+                return Ok(Action::Nothing);
+            }
             Ok(Action::Block {
-                dns_only: m.flags == WFP_BLOCK_DNS,
+                dns_only: m.flags & !WFP_BLOCK_IF_DNS == WFP_BLOCK_DNS,
             })
         }
         Request::AddBlockDns(iface) => {
@@ -486,20 +499,34 @@ fn dns_cfg(old: &DnsState, m: &DnsCfgMsg, add: bool) -> Result<DnsState, Refusal
     Ok(s)
 }
 
-fn nrpt(m: &NrptCfgMsg) -> Result<DnsState, Refusal> {
-    let mut s = DnsState::default();
+/// A server as the hook writes it: `a`, `a:port` (IPv4) or `[a]:port`.
+fn server_text(text: &str) -> Result<(IpAddr, Option<u16>), Refusal> {
+    let bad = || invalid(format!("{text:?} is not a DNS server address"));
+    if let Ok(a) = dns::server(text) {
+        return Ok((a, None));
+    }
+    let (host, port) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let a: IpAddr = host.parse().map_err(|_| bad())?;
+    if a.is_ipv6() && !text.trim().starts_with('[') {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+    Ok((a, Some(port)))
+}
+
+fn profile(m: &NrptCfgMsg) -> Result<Profile, Refusal> {
+    let mut p = Profile::default();
     for a in m.addresses.iter().filter(|a| !a.is_empty()) {
         let text = a
             .to_str()
             .ok_or_else(|| invalid("DNS server is not UTF-8"))?;
-        let ip = dns::server(text).map_err(|e| invalid(e.to_string()))?;
-        if ip.is_ipv4() {
-            s.servers4.push(ip);
-        } else {
-            s.servers6.push(ip);
-        }
+        p.servers.push(server_text(text)?);
     }
-    if s.servers4.is_empty() && s.servers6.is_empty() {
+    if p.servers.is_empty() {
         return Err(Refusal {
             code: openvpnserv_proto::codes::ERROR_MESSAGE_DATA,
             reason: "DNS configuration names no server".into(),
@@ -510,9 +537,60 @@ fn nrpt(m: &NrptCfgMsg) -> Result<DnsState, Refusal> {
             .ok_or_else(|| invalid("DNS domains are not UTF-8"))
             .and_then(|t| dns::domain_list(t).map_err(|e| invalid(e.to_string())))
     };
-    s.routing = list(&m.resolve_domains)?;
-    s.search = list(&m.search_domains)?;
-    Ok(s)
+    p.resolve_domains = list(&m.resolve_domains)?;
+    p.search_domains = list(&m.search_domains)?;
+    p.dnssec = if m.flags & NRPT_DNSSEC != 0 {
+        Dnssec::Yes
+    } else if m.flags & NRPT_DNSSEC_OPTIONAL != 0 {
+        Dnssec::Optional
+    } else if m.flags & NRPT_DNSSEC_NO != 0 {
+        Dnssec::No
+    } else {
+        Dnssec::Unset
+    };
+    p.transport = if m.flags & NRPT_DOH != 0 {
+        Transport::Https
+    } else if m.flags & NRPT_DOT != 0 {
+        Transport::Tls
+    } else {
+        Transport::Plain
+    };
+    Ok(p)
+}
+
+/// Most server profiles one configuration may have.
+const MAX_PROFILES: u32 = 16;
+
+/// A `--dns` server profile; the last of a configuration's profiles chooses the one the
+/// backend can apply (as openvpn's own `dns-updown` does).
+fn nrpt(facts: Facts<'_>, m: &NrptCfgMsg) -> Result<Action, Refusal> {
+    let index = (m.flags >> NRPT_PROFILE_SHIFT) & 0xff;
+    let count = ((m.flags >> NRPT_PROFILES_SHIFT) & 0xff).max(1);
+    if count > MAX_PROFILES || index >= count {
+        return Err(invalid(format!(
+            "DNS server profile {index} of {count} (at most {MAX_PROFILES})"
+        )));
+    }
+    let mut pending = if index == 0 {
+        Vec::new()
+    } else {
+        facts.dns.pending.clone()
+    };
+    if pending.len() != index as usize {
+        return Err(invalid(format!(
+            "DNS server profile {index} out of order ({} received)",
+            pending.len()
+        )));
+    }
+    pending.push(profile(m)?);
+    if index + 1 < count {
+        let mut state = facts.dns.clone();
+        state.pending = pending;
+        return Ok(Action::KeepDns(state));
+    }
+    dns::choose_profile(&pending, facts.caps)
+        .map(Action::Dns)
+        .map_err(unsupported)
 }
 
 #[cfg(test)]
@@ -579,6 +657,7 @@ mod tests {
                 tun: &t,
                 journal: j,
                 dns: &dns,
+                caps: crate::linux::dns::Backend::Resolved.caps(),
             },
             r,
             &underlay,
@@ -741,5 +820,132 @@ mod tests {
         // addr_len is clamped to the four slots, and empty (0.0.0.0) slots are no server.
         assert_eq!(s.servers4, [ip("10.8.0.53")]);
         assert_eq!(s.search, ["corp.example"]);
+    }
+
+    fn nrpt_msg(servers: &[&str], flags: u32) -> NrptCfgMsg {
+        let mut addresses: [openvpnserv_proto::channel::FixedStr<48>; 8] = Default::default();
+        for (slot, s) in addresses.iter_mut().zip(servers) {
+            *slot = openvpnserv_proto::channel::FixedStr::new(s).unwrap();
+        }
+        NrptCfgMsg {
+            iface: Interface::by_name("tun7").unwrap(),
+            addresses,
+            resolve_domains: openvpnserv_proto::channel::FixedStr::new(".lab.example").unwrap(),
+            search_domains: openvpnserv_proto::channel::FixedStr::new("corp.example").unwrap(),
+            flags,
+        }
+    }
+
+    /// Profiles of one `--dns` configuration, one message each; the last chooses the first
+    /// profile the backend can apply.
+    #[test]
+    fn dns_profiles_are_gathered_then_one_is_chosen_for_the_backend() {
+        let t = tun();
+        let j = connected();
+        let two = |i: u32| (i << NRPT_PROFILE_SHIFT) | (2 << NRPT_PROFILES_SHIFT);
+        let first = Request::AddNrptCfg(nrpt_msg(
+            &["10.8.0.53:853", "[fd00:8::53]:853"],
+            NRPT_DOT | NRPT_DNSSEC | two(0),
+        ));
+        let second = Request::AddNrptCfg(nrpt_msg(&["10.8.0.54"], two(1)));
+        for (caps, tls, server) in [
+            (
+                crate::linux::dns::Backend::Resolved.caps(),
+                true,
+                "10.8.0.53",
+            ),
+            (
+                crate::linux::dns::Backend::Resolvconf.caps(),
+                false,
+                "10.8.0.54",
+            ),
+        ] {
+            let dns = DnsState::default();
+            let facts = Facts {
+                tun: &t,
+                journal: &j,
+                dns: &dns,
+                caps,
+            };
+            let Ok(Action::KeepDns(kept)) = decide(facts, &first, &underlay) else {
+                panic!("the first of two profiles is kept")
+            };
+            let facts = Facts {
+                tun: &t,
+                journal: &j,
+                dns: &kept,
+                caps,
+            };
+            let Ok(Action::Dns(state)) = decide(facts, &second, &underlay) else {
+                panic!("the last profile chooses")
+            };
+            assert_eq!(state.tls, tls);
+            assert_eq!(state.servers4, [ip(server)]);
+            assert_eq!(state.routing, ["lab.example"]);
+            assert_eq!(state.search, ["corp.example"]);
+            assert!(state.pending.is_empty());
+            if tls {
+                assert_eq!(state.port(ip("fd00:8::53")), 853);
+                assert_eq!(state.dnssec, Dnssec::Yes);
+            } else {
+                assert_eq!(state.skipped.len(), 1, "{:?}", state.skipped);
+            }
+        }
+        // Out of order, or a server that is no address: refused.
+        let dns = DnsState::default();
+        let caps = crate::linux::dns::Backend::Resolved.caps();
+        let facts = Facts {
+            tun: &t,
+            journal: &j,
+            dns: &dns,
+            caps,
+        };
+        assert!(decide(facts, &second, &underlay).is_err());
+        let bad = Request::AddNrptCfg(nrpt_msg(&["10.8.0.53:0"], 0));
+        assert!(decide(facts, &bad, &underlay).is_err());
+        let bad = Request::AddNrptCfg(nrpt_msg(&["fd00::53:53"], 0));
+        assert_eq!(
+            decide(facts, &bad, &underlay).map(|a| matches!(a, Action::Dns(_))),
+            Ok(true),
+            "a bare IPv6 address ending in :53 is an address"
+        );
+        // Only DoH: nothing the backend can apply, and it says why.
+        let doh = Request::AddNrptCfg(nrpt_msg(&["10.8.0.53"], NRPT_DOH));
+        let e = decide(facts, &doh, &underlay).unwrap_err();
+        assert!(e.reason.contains("DNS over HTTPS"), "{e}");
+    }
+
+    /// The 2.7 leak block is asked for conditionally: applied only with DNS servers.
+    #[test]
+    fn a_conditional_leak_block_needs_dns_servers() {
+        let t = tun();
+        let j = connected();
+        let caps = crate::linux::dns::Backend::Resolved.caps();
+        let req = Request::AddWfpBlock(openvpnserv_proto::channel::WfpBlockMsg {
+            flags: WFP_BLOCK_DNS | WFP_BLOCK_IF_DNS,
+            iface: Interface::by_name("tun7").unwrap(),
+        });
+        let none = DnsState::default();
+        let facts = Facts {
+            tun: &t,
+            journal: &j,
+            dns: &none,
+            caps,
+        };
+        assert_eq!(decide(facts, &req, &underlay), Ok(Action::Nothing));
+        let with = DnsState {
+            servers4: vec![ip("10.8.0.53")],
+            ..DnsState::default()
+        };
+        let facts = Facts {
+            tun: &t,
+            journal: &j,
+            dns: &with,
+            caps,
+        };
+        assert_eq!(
+            decide(facts, &req, &underlay),
+            Ok(Action::Block { dns_only: true })
+        );
     }
 }

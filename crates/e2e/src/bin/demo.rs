@@ -71,8 +71,10 @@ fn main() {
 
     say("The service, running as root in the client namespace");
     let instance = format!("demo{}", std::process::id());
+    // $OPENVPN chooses another openvpn (scripts/openvpn27.sh gives Debian 13's 2.7).
     let settings = format!(
-        "exe_path = \"/usr/sbin/openvpn\"\nconfig_dir = \"{}\"\nhook_path = \"{}\"\ndns_backend = \"none\"\n",
+        "exe_path = \"{}\"\nconfig_dir = \"{}\"\nhook_path = \"{}\"\ndns_backend = \"none\"\n",
+        openvpnserv_e2e::openvpn::client_binary().display(),
         config_dir.display(),
         hook.display()
     );

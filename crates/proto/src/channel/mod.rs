@@ -28,6 +28,28 @@ pub const WFP_BLOCK_LOCAL: u32 = 1;
 pub const WFP_BLOCK_DNS: u32 = 2;
 /// `nrpt_dns_cfg_message_t.flags`: require DNSSEC.
 pub const NRPT_DNSSEC: u32 = 1;
+
+/// Linux only, between our hook and our service (openvpn never sends these): the rest of a
+/// `--dns` server profile that the NRPT message has no field for.
+pub mod linux {
+    /// `nrpt_dns_cfg_message_t.flags`: DNSSEC if the resolver can (`dnssec optional`).
+    pub const NRPT_DNSSEC_OPTIONAL: u32 = 1 << 1;
+    /// `nrpt_dns_cfg_message_t.flags`: the servers speak DNS over TLS.
+    pub const NRPT_DOT: u32 = 1 << 2;
+    /// `nrpt_dns_cfg_message_t.flags`: the servers speak DNS over HTTPS.
+    pub const NRPT_DOH: u32 = 1 << 3;
+    /// `nrpt_dns_cfg_message_t.flags`: no DNSSEC (`dnssec no`).
+    pub const NRPT_DNSSEC_NO: u32 = 1 << 4;
+    /// `nrpt_dns_cfg_message_t.flags`: this profile's index among the profiles of one
+    /// configuration (bits 8–15) ...
+    pub const NRPT_PROFILE_SHIFT: u32 = 8;
+    /// ... and how many profiles it has (bits 16–23; 0 for a single one).
+    pub const NRPT_PROFILES_SHIFT: u32 = 16;
+    /// `wfp_block_message_t.flags` (with `WFP_BLOCK_DNS`): block only if the session has DNS
+    /// servers of its own (openvpn 2.7 tells scripts other than `--dns-updown` nothing of
+    /// DNS, so the `route-up` hook cannot decide it).
+    pub const WFP_BLOCK_IF_DNS: u32 = 1 << 8;
+}
 /// Number of address slots in an NRPT message.
 pub const NRPT_ADDR_NUM: usize = 8;
 /// Size of one NRPT address slot.

@@ -232,6 +232,7 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
     let info = SessionInfo {
         id,
         user: identity.session_user(),
+        user_args: argv.clone(),
     };
     let (mut net, extra) = match shared.network.prepare(&info).await {
         Ok(prepared) => prepared,
@@ -386,6 +387,7 @@ async fn check<N>(
         };
         span.record("user", tracing::field::display(&identity.name));
         let argv = authorize(&settings, &identity, &options, &working_dir)?;
+        refuse_unsupported(&argv, &working_dir)?;
         Ok((identity, argv))
     };
     match shared
@@ -395,6 +397,40 @@ async fn check<N>(
     {
         Ok(checked) => checked,
         Err(e) => Err(offload_reply(&e)),
+    }
+}
+
+/// Largest config file the service reads to look for options it cannot honour.
+const MAX_CONFIG: u64 = 1 << 20;
+
+/// Refuses, before anything starts, options the Linux service cannot honour (in the
+/// arguments or the config file they name), with a message that names the option. The
+/// config is read as root: for an ordinary user it is a file inside `config_dir` that no
+/// user can swap (the policy checked), and an administrator may name any file anyway.
+fn refuse_unsupported(argv: &[String], working_dir: &str) -> Result<(), Reply> {
+    use std::io::Read as _;
+    let config = argv
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "--config")
+        .map(|w| Path::new(working_dir).join(&w[1]));
+    let text = config.as_ref().and_then(|path| {
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG).read_to_string(&mut text))
+            .ok()
+            .map(|_| (path.display().to_string(), text))
+    });
+    let found = openvpnserv_core::linux::config::unsupported(
+        argv,
+        text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
+    );
+    match found {
+        None => Ok(()),
+        Some(u) => {
+            warn!("refused: {u}");
+            Err(Reply::error(ERROR_STARTUP_DATA, u.to_string(), ""))
+        }
     }
 }
 

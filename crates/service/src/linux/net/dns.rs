@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{helper, resolv_conf};
-use openvpnserv_core::linux::dns::{self, Backend, DnsState, Found};
+use openvpnserv_core::linux::dns::{self, Backend, DnsState, Dnssec, Found};
 use openvpnserv_core::linux::journal::DnsUndo;
 use openvpnserv_core::linux::policy::Tun;
 use openvpnserv_settings::DnsBackend;
@@ -151,7 +151,16 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
                     IpAddr::V6(v6) => (nix::libc::AF_INET6, v6.octets().to_vec()),
                 })
                 .collect();
-            bus("SetLinkDNS", m.set_link_dns(link, servers)).await?;
+            if state.ports.is_empty() {
+                bus("SetLinkDNS", m.set_link_dns(link, servers)).await?;
+            } else {
+                let with_ports = servers
+                    .into_iter()
+                    .zip(state.servers())
+                    .map(|((family, bytes), a)| (family, bytes, state.port(*a), String::new()))
+                    .collect();
+                bus("SetLinkDNSEx", m.set_link_dns_ex(link, with_ports)).await?;
+            }
             bus(
                 "SetLinkDomains",
                 m.set_link_domains(link, state.resolved_domains()),
@@ -161,7 +170,24 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
                 "SetLinkDefaultRoute",
                 m.set_link_default_route(link, state.default_route()),
             )
-            .await
+            .await?;
+            let dnssec = match state.dnssec {
+                Dnssec::Unset => None,
+                Dnssec::No => Some("no"),
+                Dnssec::Yes => Some("yes"),
+                Dnssec::Optional => Some("allow-downgrade"),
+            };
+            if let Some(mode) = dnssec {
+                bus("SetLinkDNSSEC", m.set_link_dnssec(link, mode.to_owned())).await?;
+            }
+            if state.tls {
+                bus(
+                    "SetLinkDNSOverTLS",
+                    m.set_link_dns_over_tls(link, "yes".to_owned()),
+                )
+                .await?;
+            }
+            Ok(())
         }
         DnsUndo::Resolvconf { name } => {
             let text = state.resolv_conf(&format!("openvpnserv: {}", tun.name));

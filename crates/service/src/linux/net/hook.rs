@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use super::{inherited_fd, MODE_ENV};
+use super::{inherited_fd, DCO_OFF_ENV, MODE_ENV, OPENVPN_ENV, ROUTE_NOEXEC_ENV};
 use crate::linux::net::{CHANNEL_FD, CHANNEL_FD_ENV};
 use nix::errno::Errno;
 use nix::sys::socket::{recv, send, setsockopt, sockopt, MsgFlags};
@@ -205,7 +205,16 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
     let opts = Options {
         addresses_and_routes: env.get(MODE_ENV).map(String::as_str) != Some("iproute"),
         block_outside_dns: cfg.block_outside_dns,
+        openvpn_2_7: env.get(OPENVPN_ENV).map(String::as_str) == Some("2.7"),
+        route_noexec: cfg.route_noexec
+            || env.get(ROUTE_NOEXEC_ENV).map(String::as_str) == Some("1"),
     };
+    if phase == Phase::Up && env.get(DCO_OFF_ENV).map(String::as_str) == Some("1") {
+        say("data channel offload (DCO) is off for this session, on purpose: it needs CAP_NET_ADMIN, which openvpn running as you does not have, so the service starts openvpn with --disable-dco");
+    }
+    if opts.route_noexec && opts.addresses_and_routes && phase == Phase::RouteUp {
+        say("route-noexec is set: the service applies none of the routes the server pushed (neither IPv4 nor IPv6, so that no family leaves the tunnel while the other goes in); remove route-noexec to have them applied");
+    }
     let requests = hook::translate(phase, env, opts)?;
     let channel = Channel::open(env)?;
     let user_first = phase == Phase::RoutePreDown;
@@ -222,6 +231,14 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
     Ok(ok)
 }
 
+/// openvpn 2.7's `--dns-updown` command: its DNS configuration, nothing else. Its environment
+/// is bare (no `config`, no variables the service set), so the channel is the default fd.
+fn dns_updown(up: bool, env: &HashMap<String, String>) -> Result<bool, HookError> {
+    let requests = hook::translate_dns(up, env)?;
+    let channel = Channel::open(env)?;
+    Ok(channel.send_and_report(&requests)? == 0)
+}
+
 fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, HookError> {
     let requests = iproute::parse(args)?;
     let channel = Channel::open(env)?;
@@ -232,8 +249,11 @@ fn iproute(args: &[String], env: &HashMap<String, String>) -> Result<bool, HookE
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env: HashMap<String, String> = std::env::vars().collect();
+    let script_type = env.get("script_type").map(String::as_str);
     let result = match args.first().and_then(|a| Phase::parse(a)) {
         Some(phase) => hook(phase, &args[1..], &env),
+        None if args.is_empty() && script_type == Some("dns-up") => dns_updown(true, &env),
+        None if args.is_empty() && script_type == Some("dns-down") => dns_updown(false, &env),
         None if args.is_empty() => Err(HookError::Usage),
         None => iproute(&args, &env),
     };

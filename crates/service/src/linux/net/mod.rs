@@ -3,16 +3,21 @@
 //! and a crash-safe undo journal under the instance's run directory.
 //!
 //! How openvpn is made to work unprivileged (the appended options, [`LinuxNetwork::prepare`]):
-//! `--dev <our tun> --dev-type tun [--dev-node <private node>] --disable-dco`, and either
+//! `--dev <our tun> --dev-type tun [--dev-node <private node>] --disable-dco` (DCO needs
+//! `CAP_NET_ADMIN`, which openvpn running as the user lacks), and either
 //! * environment mode (stock builds): `--ifconfig-noexec`, our hook as `--up`, `--route-up`,
 //!   `--route-pre-down` and `--down` with `--script-security 2`; the hook turns the script
-//!   environment into channel requests ([`openvpnserv_core::linux::hook`]); or
+//!   environment into channel requests ([`openvpnserv_core::linux::hook`]). With openvpn
+//!   2.7 the hook is also its `--dns-updown` command (2.7 shows DNS to no other script), and
+//!   `--route-noexec` keeps openvpn from trying routes it cannot add: the full tunnel shows in
+//!   `route_redirect_gateway_*` before `--up`. Or
 //! * `--iproute` mode (builds with `enable_iproute2=yes`, detected from `openvpn --version`):
 //!   `--iproute <hook>` as well, so openvpn's exact `ip` commands arrive as requests
 //!   ([`openvpnserv_core::linux::iproute`]) and the script hooks only do DNS.
 //!
-//! The hook learns the channel fd from `OPENVPNSERV_CHANNEL_FD` and the mode from
-//! `OPENVPNSERV_MODE` (both `--setenv`), and runs the config's own scripts afterwards.
+//! The hook learns the channel fd from `OPENVPNSERV_CHANNEL_FD`, the mode from
+//! `OPENVPNSERV_MODE` and openvpn's version from `OPENVPNSERV_OPENVPN` (all `--setenv`; 2.7's
+//! `--dns-updown` gets none of them and uses fd 3), and runs the config's own scripts after.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,10 +25,12 @@ use std::sync::Arc;
 
 use openvpnserv_core::linux::dns::{Backend, DnsState};
 use openvpnserv_core::linux::journal::{Change, Journal, Record};
+use openvpnserv_core::linux::openvpn::Build;
 use openvpnserv_core::linux::policy::Tun;
 use openvpnserv_settings::{DnsBackend, Instance, Settings};
 use tracing::{info, warn};
 
+mod build;
 mod dns;
 mod firewall;
 mod helper;
@@ -48,6 +55,15 @@ pub use sys::inherited_fd;
 
 /// Environment variable (set with `--setenv`) telling the hook which mode openvpn runs in.
 pub const MODE_ENV: &str = "OPENVPNSERV_MODE";
+/// Environment variable (set with `--setenv`) telling the hook openvpn's version line
+/// (`2.6` or `2.7`).
+pub const OPENVPN_ENV: &str = "OPENVPNSERV_OPENVPN";
+/// Environment variable (set with `--setenv` to `1`) telling the hook that the user's own
+/// options say `route-noexec`.
+pub const ROUTE_NOEXEC_ENV: &str = "OPENVPNSERV_ROUTE_NOEXEC";
+/// Environment variable (set with `--setenv` to `1`) telling the hook to say, in openvpn's
+/// log, that DCO is off for this session.
+pub const DCO_OFF_ENV: &str = "OPENVPNSERV_DCO_OFF";
 /// File name of the hook next to the service executable.
 pub const HOOK_NAME: &str = "openvpnserv-hook";
 
@@ -101,7 +117,7 @@ pub(crate) struct Shared<O: NetOs = System> {
     /// Tun names: this plus the session number.
     tun_prefix: String,
     config: NetConfig,
-    iproute: bool,
+    builds: build::Builds,
 }
 
 /// The network layer (over the real [`System`] unless a test gives it another [`NetOs`]).
@@ -125,42 +141,29 @@ fn tun_name(prefix: &str, id: u64) -> String {
     format!("{prefix}{:x}", id & 0xffff_ffff)
 }
 
-/// Whether this openvpn build takes `--iproute` (`enable_iproute2=yes` in its version text).
-pub async fn openvpn_has_iproute(openvpn: &Path) -> bool {
-    match tokio::process::Command::new(openvpn)
-        .arg("--version")
-        .output()
-        .await
-    {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).contains("enable_iproute2=yes"),
-        Err(_) => false,
-    }
-}
+pub use build::detect as detect_openvpn;
 
 impl LinuxNetwork {
     /// Opens the netlink connection (on the current tokio runtime, in the caller's network
-    /// namespace), chooses the DNS backend and detects `--iproute` support.
+    /// namespace), chooses the DNS backend and detects the openvpn build.
     pub async fn new(config: NetConfig) -> io::Result<Self> {
         let backend = dns::detect(config.dns_backend).await;
-        let iproute = openvpn_has_iproute(&config.openvpn).await;
         info!(
             dns = ?backend,
-            iproute,
             hook = %config.hook_path.display(),
             "network layer started"
         );
-        Ok(LinuxNetwork::with_os(
-            System::connect()?,
-            config,
-            backend,
-            iproute,
-        ))
+        let net = LinuxNetwork::with_os(System::connect()?, config, backend, None);
+        // Early, so that the log says which openvpn it is before the first session.
+        net.shared.builds.get(&net.shared.config.openvpn).await;
+        Ok(net)
     }
 }
 
 impl<O: NetOs> LinuxNetwork<O> {
-    /// A network layer over `os`, with the DNS backend and mode already decided.
-    pub fn with_os(os: O, config: NetConfig, backend: Backend, iproute: bool) -> Self {
+    /// A network layer over `os`, with the DNS backend decided, and the openvpn build given
+    /// (or, with `None`, detected from `config.openvpn` and followed as the file changes).
+    pub fn with_os(os: O, config: NetConfig, backend: Backend, build: Option<Build>) -> Self {
         let tag = instance_tag(&config.instance);
         Self {
             shared: Arc::new(Shared {
@@ -172,7 +175,7 @@ impl<O: NetOs> LinuxNetwork<O> {
                 },
                 table_prefix: format!("openvpnserv_{tag}_"),
                 tun_prefix: format!("ovs{tag}"),
-                iproute,
+                builds: build::Builds::new(build),
                 config,
             }),
         }
@@ -191,8 +194,14 @@ impl<O: NetOs> LinuxNetwork<O> {
             .create(&self.shared.config.run_dir)
     }
 
-    /// The arguments appended to openvpn's.
-    fn openvpn_args(&self, tun: &str, node: Option<&Path>) -> Vec<String> {
+    /// The arguments appended to openvpn's, for `build`, after the user's `user_args`.
+    fn openvpn_args(
+        &self,
+        tun: &str,
+        node: Option<&Path>,
+        build: &Build,
+        user_args: &[String],
+    ) -> Vec<String> {
         let hook = self.shared.config.hook_path.display().to_string();
         let mut a: Vec<String> = vec![
             "--dev".into(),
@@ -208,20 +217,34 @@ impl<O: NetOs> LinuxNetwork<O> {
             "--script-security".into(),
             "2".into(),
         ]);
-        if self.shared.iproute {
+        if build.iproute {
             a.extend(["--iproute".into(), hook.clone()]);
         } else {
             a.push("--ifconfig-noexec".into());
+            if build.is_2_7() {
+                // The service owns routing: openvpn would only fail to add routes (EPERM)
+                // and report ROUTE_ERROR.
+                a.push("--route-noexec".into());
+            }
+        }
+        if build.is_2_7() {
+            a.extend(["--dns-updown".into(), hook.clone()]);
         }
         for phase in ["up", "route-up", "route-pre-down", "down"] {
             a.extend([format!("--{phase}"), format!("{hook} {phase}")]);
         }
-        let mode = if self.shared.iproute {
-            "iproute"
-        } else {
-            "env"
-        };
+        if user_args.iter().any(|w| w == "--route-noexec") {
+            a.extend(["--setenv".into(), ROUTE_NOEXEC_ENV.into(), "1".into()]);
+        }
+        if build.dco {
+            a.extend(["--setenv".into(), DCO_OFF_ENV.into(), "1".into()]);
+        }
+        let line = if build.is_2_7() { "2.7" } else { "2.6" };
+        let mode = if build.iproute { "iproute" } else { "env" };
         a.extend([
+            "--setenv".into(),
+            OPENVPN_ENV.into(),
+            line.into(),
             "--setenv".into(),
             CHANNEL_FD_ENV.into(),
             CHANNEL_FD.to_string(),
@@ -232,7 +255,11 @@ impl<O: NetOs> LinuxNetwork<O> {
         a
     }
 
-    async fn prepare_session(&self, s: &mut LinuxSession<O>) -> io::Result<Vec<String>> {
+    async fn prepare_session(
+        &self,
+        s: &mut LinuxSession<O>,
+        user_args: &[String],
+    ) -> io::Result<Vec<String>> {
         let name = s.tun.name.clone();
         let seq = s.begin(Change::Tun { name: name.clone() }).await?;
         let made = self.shared.os.create_tun(&name, s.user.uid, s.user.gid);
@@ -258,7 +285,8 @@ impl<O: NetOs> LinuxNetwork<O> {
             made?;
             Some(path)
         };
-        Ok(self.openvpn_args(&name, node.as_deref()))
+        let build = self.shared.builds.get(&self.shared.config.openvpn).await;
+        Ok(self.openvpn_args(&name, node.as_deref(), &build, user_args))
     }
 }
 
@@ -397,7 +425,7 @@ impl<O: NetOs> Network for LinuxNetwork<O> {
             shared: Arc::clone(&self.shared),
             openvpn_pid: None,
         };
-        match self.prepare_session(&mut s).await {
+        match self.prepare_session(&mut s, &info.user_args).await {
             Ok(args) => {
                 info!(session = info.id, user = %info.user.name, tun = %s.tun.name, "network prepared");
                 Ok((s, args))

@@ -48,6 +48,8 @@ pub struct SessionInfo {
     pub id: u64,
     /// Who it runs as.
     pub user: SessionUser,
+    /// openvpn's arguments from the request (before the network layer's own).
+    pub user_args: Vec<String>,
 }
 
 /// Why a session's network could not be prepared. The client receives `code`, `function` and

@@ -178,6 +178,7 @@ impl<O: NetOs> LinuxSession<O> {
             tun: &self.tun,
             journal: &self.journal,
             dns: &self.dns,
+            caps: self.shared.dns.backend.caps(),
         };
         // Most requests never need the kernel's path to a host; look it up only when the
         // policy asked for it.
@@ -220,6 +221,10 @@ impl<O: NetOs> LinuxSession<O> {
             }
             Action::DelAddress(seq) | Action::DelRoute(seq) => self.unmake(seq).await,
             Action::Dns(state) => self.set_dns(state).await,
+            Action::KeepDns(state) => {
+                self.dns = state;
+                Ok(())
+            }
             Action::Block { dns_only } => {
                 if self
                     .journal
@@ -249,6 +254,9 @@ impl<O: NetOs> LinuxSession<O> {
     }
 
     async fn set_dns(&mut self, state: DnsState) -> io::Result<()> {
+        for why in &state.skipped {
+            info!(session = self.id, user = %self.user.name, "{why}");
+        }
         let live = self.journal.find(|c| matches!(c, Change::Dns(_)));
         if state.is_empty() {
             if let Some(seq) = live {

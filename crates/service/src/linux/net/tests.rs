@@ -227,7 +227,12 @@ impl Setup {
             dns_backend: DnsBackend::Auto,
             resolv_conf: run_dir.join("resolv.conf"),
         };
-        let net = LinuxNetwork::with_os(Fake::new(&run_dir), config, Backend::Resolved, false);
+        let net = LinuxNetwork::with_os(
+            Fake::new(&run_dir),
+            config,
+            Backend::Resolved,
+            Some(Build::default()),
+        );
         Self { net, run_dir }
     }
 
@@ -254,6 +259,7 @@ fn info() -> SessionInfo {
             gid: 1000,
             name: "alice".into(),
         },
+        user_args: vec!["--config".into(), "a.conf".into()],
     }
 }
 
@@ -323,6 +329,9 @@ async fn connect_then_openvpn_killed_transcript() {
         &format!("{hook} route-pre-down"),
         "--down",
         &format!("{hook} down"),
+        "--setenv",
+        "OPENVPNSERV_OPENVPN",
+        "2.6",
         "--setenv",
         "OPENVPNSERV_CHANNEL_FD",
         "3",
@@ -482,12 +491,21 @@ async fn iproute_builds_get_iproute_and_keep_openvpns_own_ifconfig() {
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    assert!(openvpn_has_iproute(&fake).await);
-    assert!(!openvpn_has_iproute(Path::new("/bin/true")).await);
+    assert!(detect_openvpn(&fake).await.unwrap().iproute);
+    assert!(detect_openvpn(Path::new("/bin/true")).await.is_none());
 
     let s = Setup::new("iproute-args");
     let config = s.net.shared.config.clone();
-    let net = LinuxNetwork::with_os(Fake::new(&s.run_dir), config, Backend::Resolved, true);
+    let iproute = Build {
+        iproute: true,
+        ..Build::default()
+    };
+    let net = LinuxNetwork::with_os(
+        Fake::new(&s.run_dir),
+        config,
+        Backend::Resolved,
+        Some(iproute),
+    );
     let (session, args) = net.prepare(&info()).await.unwrap();
     let hook = "/usr/sbin/openvpnserv-hook".to_owned();
     let at = args
@@ -584,4 +602,49 @@ async fn journals_of_an_earlier_run_are_never_overwritten() {
     assert!(!journal.exists());
     std::mem::forget(third);
     std::mem::forget(next);
+}
+
+/// openvpn 2.7: the hook is also its `--dns-updown` command, openvpn is kept from trying
+/// routes it cannot add, and the hook knows the version; a DCO build is told why DCO is off;
+/// the user's own route-noexec reaches the hook.
+#[tokio::test(flavor = "current_thread")]
+async fn openvpn_2_7_gets_the_hook_as_dns_updown_and_route_noexec() {
+    let s = Setup::new("args-2-7");
+    let config = s.net.shared.config.clone();
+    let b27 = Build {
+        version: (2, 7, 8),
+        iproute: false,
+        dco: true,
+    };
+    let net = LinuxNetwork::with_os(Fake::new(&s.run_dir), config, Backend::Resolved, Some(b27));
+    let mut i = info();
+    i.user_args.push("--route-noexec".into());
+    let (session, args) = net.prepare(&i).await.unwrap();
+    let after = |opt: &str| {
+        args.iter()
+            .position(|a| a == opt)
+            .map(|p| args[p + 1].clone())
+    };
+    assert_eq!(
+        after("--dns-updown").as_deref(),
+        Some("/usr/sbin/openvpnserv-hook")
+    );
+    assert!(args.contains(&"--route-noexec".to_owned()), "{args:?}");
+    let setenv: Vec<(String, String)> = args
+        .windows(3)
+        .filter(|w| w[0] == "--setenv")
+        .map(|w| (w[1].clone(), w[2].clone()))
+        .collect();
+    for want in [
+        ("OPENVPNSERV_OPENVPN", "2.7"),
+        ("OPENVPNSERV_ROUTE_NOEXEC", "1"),
+        ("OPENVPNSERV_DCO_OFF", "1"),
+        ("OPENVPNSERV_MODE", "env"),
+    ] {
+        assert!(
+            setenv.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} in {setenv:?}"
+        );
+    }
+    session.cleanup().await;
 }
