@@ -1,10 +1,11 @@
 //! The hook's view of openvpn: script environments (the variables openvpn 2.6 exports to
-//! every script, and 2.7's `dns_*` set) and `--iproute` argv turn into channel requests
+//! every script, and the `dns_*` set 2.7 gives its `--dns-updown` command) and `--iproute`
+//! argv turn into channel requests
 //! without panicking, the same way every time, and every request encodes and decodes to
 //! itself (what the hook sends is what the service reads).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use openvpnserv_core::linux::hook::{translate, Env, Options, Phase};
+use openvpnserv_core::linux::hook::{translate, translate_dns, Env, Options, Phase};
 use openvpnserv_core::linux::iproute;
 use openvpnserv_proto::channel::{Codec, Envelope, Request};
 
@@ -50,10 +51,18 @@ fuzz_target!(|input: (u8, u8, Vec<(u8, u8, String)>, Vec<String>)| {
     let opts = Options {
         addresses_and_routes: flags & 1 == 0,
         block_outside_dns: flags & 2 != 0,
+        openvpn_2_7: flags & 4 != 0,
+        route_noexec: flags & 8 != 0,
     };
     let first = translate(phase, &env, opts);
     assert_eq!(first, translate(phase, &env, opts), "deterministic");
     if let Ok(requests) = &first {
+        requests_round_trip(requests);
+    }
+    // openvpn 2.7's --dns-updown, from the same variables.
+    let dns = translate_dns(flags & 16 != 0, &env);
+    assert_eq!(dns, translate_dns(flags & 16 != 0, &env), "deterministic");
+    if let Ok(requests) = &dns {
         requests_round_trip(requests);
     }
     if let Ok(requests) = iproute::parse(&argv) {

@@ -52,6 +52,42 @@ impl Resolve1 {
         self.record(ifindex, &format!("dns={}", text.join(",")));
     }
 
+    #[zbus(name = "SetLinkDNSEx")]
+    fn set_link_dns_ex(&self, ifindex: i32, addresses: Vec<(i32, Vec<u8>, u16, String)>) {
+        let text: Vec<String> = addresses
+            .iter()
+            .map(|(family, bytes, port, name)| {
+                let a = match bytes.len() {
+                    4 => {
+                        std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()
+                    }
+                    16 => format!(
+                        "[{}]",
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes.as_slice()).unwrap())
+                    ),
+                    _ => format!("family {family}: {bytes:?}"),
+                };
+                let name = if name.is_empty() {
+                    String::new()
+                } else {
+                    format!("#{name}")
+                };
+                format!("{a}:{port}{name}")
+            })
+            .collect();
+        self.record(ifindex, &format!("dns={}", text.join(",")));
+    }
+
+    #[zbus(name = "SetLinkDNSSEC")]
+    fn set_link_dnssec(&self, ifindex: i32, mode: String) {
+        self.record(ifindex, &format!("dnssec={mode}"));
+    }
+
+    #[zbus(name = "SetLinkDNSOverTLS")]
+    fn set_link_dns_over_tls(&self, ifindex: i32, mode: String) {
+        self.record(ifindex, &format!("dnsovertls={mode}"));
+    }
+
     fn set_link_domains(&self, ifindex: i32, domains: Vec<(String, bool)>) {
         let text: Vec<String> = domains
             .iter()

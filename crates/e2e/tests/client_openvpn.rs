@@ -251,7 +251,14 @@ fn json_state_sequence_reaches_connected_with_the_pushed_addresses() {
         assert!(pos >= at, "{state} out of order in {states:?}");
         at = pos;
     }
+    // With openvpn 2.7 the service owns routing (it appends --route-noexec), so openvpn
+    // reports no ADD_ROUTES state of its own.
+    let adds_routes = !openvpnserv_e2e::openvpn::client_is_2_7();
     for needed in ["WAIT", "AUTH", "ADD_ROUTES", "CONNECTED", "EXITING"] {
+        if needed == "ADD_ROUTES" && !adds_routes {
+            assert!(!states.contains(&needed), "{states:?}");
+            continue;
+        }
         assert!(states.contains(&needed), "{needed} missing from {states:?}");
     }
     let connected = events.iter().find(|e| e["state"] == "CONNECTED").unwrap();

@@ -76,8 +76,9 @@ pub struct Options {
     pub addresses_and_routes: bool,
     /// The config asks for `block-outside-dns`.
     pub block_outside_dns: bool,
-    /// openvpn is 2.7 or later: DNS comes only through the `--dns-updown` hook
-    /// ([`translate_dns`]), and a full tunnel shows in `route_redirect_gateway_ipv4`.
+    /// openvpn is 2.7 or later: DNS comes through the `--dns-updown` hook
+    /// ([`translate_dns`]), scripts other than it cannot tell whether DNS was pushed, and a
+    /// full tunnel shows in `route_redirect_gateway_ipv4`.
     pub openvpn_2_7: bool,
     /// The user's config or options say `route-noexec`: no route is applied, IPv4 and IPv6
     /// alike.
@@ -141,9 +142,9 @@ pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>,
             if opts.addresses_and_routes {
                 up_addresses(env, &dev, &mut out)?;
             }
-            if !opts.openvpn_2_7 {
-                out.extend(dns(env, &dev, true)?);
-            }
+            // openvpn 2.7 normally shows DNS only to --dns-updown and none of it here; when it
+            // does not run that (after a PUSH_UPDATE of `dns`), it passes it here instead.
+            out.extend(dns(env, &dev, true)?);
         }
         Phase::RouteUp => {
             if opts.addresses_and_routes && !opts.route_noexec {
@@ -165,9 +166,7 @@ pub fn translate(phase: Phase, env: &Env, opts: Options) -> Result<Vec<Request>,
             if opts.addresses_and_routes {
                 down_addresses(env, &dev, &mut out)?;
             }
-            if !opts.openvpn_2_7 {
-                out.extend(dns(env, &dev, false)?);
-            }
+            out.extend(dns(env, &dev, false)?);
         }
     }
     Ok(out)
@@ -755,8 +754,8 @@ mod tests {
     }
 
     /// openvpn 2.7 shows a full tunnel in `route_redirect_gateway_ipv4` (with the service's
-    /// `route-noexec` too), and nothing of DNS to `up` and `route-up`: no DNS from them, and
-    /// the leak block asked for only if the session has DNS servers.
+    /// `route-noexec` too); `route-up` cannot tell whether DNS was pushed, so the leak block
+    /// is asked for only if the session has DNS servers.
     #[test]
     fn openvpn_2_7_full_tunnel_from_route_redirect_gateway() {
         let e = env(&[
@@ -781,9 +780,10 @@ mod tests {
                 "block add dev tun1 flags 258",
             ]
         );
-        assert!(!described(Phase::Up, &e, o27)
+        // Whatever DNS openvpn 2.7 shows `up` (it does after a PUSH_UPDATE) is applied.
+        assert!(described(Phase::Up, &e, o27)
             .iter()
-            .any(|l| l.starts_with("dns")));
+            .any(|l| l.starts_with("dns add")));
         // The user's route-noexec: neither family is routed, the block still comes.
         let noexec = Options {
             route_noexec: true,

@@ -216,6 +216,12 @@ fn hook(phase: Phase, args: &[String], env: &HashMap<String, String>) -> Result<
         say("route-noexec is set: the service applies none of the routes the server pushed (neither IPv4 nor IPv6, so that no family leaves the tunnel while the other goes in); remove route-noexec to have them applied");
     }
     let requests = hook::translate(phase, env, opts)?;
+    let dns_here = requests
+        .iter()
+        .any(|r| matches!(r, Request::AddDnsCfg(_) | Request::AddNrptCfg(_)));
+    if opts.openvpn_2_7 && phase == Phase::Up && dns_here {
+        say("openvpn passed this session's DNS to --up instead of --dns-updown (as it does after a PUSH_UPDATE of dns options); it is applied from there, as openvpn converted it");
+    }
     let channel = Channel::open(env)?;
     let user_first = phase == Phase::RoutePreDown;
     let mut ok = true;
