@@ -1,5 +1,5 @@
-//! What openvpn 2.7 changed, and the DNS and routing rules both versions share (issue:
-//! OpenVPN 2.7 on Linux). The e2e stage runs this file with this machine's openvpn 2.6 and
+//! What openvpn 2.7 changed, and the DNS and routing rules both versions share (the issue
+//! on openvpn 2.7 on Linux). The e2e stage runs this file with this machine's openvpn 2.6 and
 //! again with `OPENVPN=$(scripts/openvpn27.sh)`; the tests named `openvpn_2_7_*` need 2.7
 //! and run only in that second pass (`--skip openvpn_2_7_` in the first).
 

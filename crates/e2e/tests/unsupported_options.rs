@@ -1,6 +1,6 @@
 //! Options the Linux service cannot honour are refused before openvpn starts, with a message
 //! that names the option and where it is, instead of a session that connects and silently
-//! lacks them (issue: OpenVPN 2.7 on Linux). Run as root by the e2e stage:
+//! lacks them (the issue on openvpn 2.7 on Linux). Run as root by the e2e stage:
 //! `cargo test -p openvpnserv-e2e --test unsupported_options -- --ignored --test-threads=1`.
 
 use openvpnserv_e2e::fixture::{as_user, refusal_text, start, Fixture};
