@@ -1,11 +1,13 @@
 //! Starting openvpn as the caller (the Linux `CreateProcessAsUserW`, spec §4).
 //!
 //! Everything the child needs is computed in the parent; after `fork` the child only makes
-//! system calls, in this order: lower or raise its nice value (still root), become a session
-//! leader, put the channel on fd 3, mark every other fd above 2 close-on-exec, set the
-//! supplementary groups, then gid, then uid (`setgroups` → `setresgid` → `setresuid`), ask for
-//! SIGTERM if the service dies, and only then enter the working directory, so a directory
-//! the user cannot enter fails as it would for them. std's `Command::uid`/`gid` are not used:
+//! system calls, in this order: lower or raise its nice value (still root), take a process
+//! group of its own and leave the controlling terminal, put the channel on fd 3, mark every
+//! other fd above 2 close-on-exec, set the supplementary groups, then gid, then uid
+//! (`setgroups` → `setresgid` → `setresuid`), ask for SIGTERM if the service dies, and only
+//! then enter the working directory, so a directory the user cannot enter fails as it would
+//! for them. The fork happens on a blocking thread (`session::launch`): the working directory
+//! may sit on a mount that never answers. std's `Command::uid`/`gid` are not used:
 //! they clear the supplementary groups and run before `pre_exec`.
 
 use std::ffi::CString;
@@ -129,9 +131,20 @@ fn child_setup(
         if nice != 0 {
             check(libc::setpriority(libc::PRIO_PROCESS, 0, nice))?;
         }
-        // A new session: no controlling terminal, so a Ctrl-C aimed at a foreground service
-        // does not reach openvpn; the service decides how its children end.
-        check(libc::setsid())?;
+        // A process group of its own and no controlling terminal, so a Ctrl-C aimed at a
+        // foreground service does not reach openvpn: the service decides how its children
+        // end. Not a new session (setsid): that would put the child in a scheduler
+        // autogroup of its own, which the kernel starved for up to a second before exec
+        // while the service was busy (seen under a connection flood).
+        check(libc::setpgid(0, 0))?;
+        let tty = libc::open(
+            c"/dev/tty".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if tty >= 0 {
+            libc::ioctl(tty, libc::TIOCNOTTY);
+            libc::close(tty);
+        }
         if channel_fd == CHANNEL_FD {
             check(libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0))?;
         } else {
