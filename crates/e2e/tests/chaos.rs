@@ -50,6 +50,14 @@ fn up(vpn: &Vpn, name: &str) -> bool {
         .contains("Initialization Sequence Completed")
 }
 
+fn wait_up(vpn: &Vpn, name: &str, round: u32) {
+    assert!(
+        eventually(Duration::from_secs(20), || up(vpn, name)),
+        "round {round}: openvpn did not come up:\n{}",
+        vpn.client_log(name)
+    );
+}
+
 #[test]
 #[ignore = "needs root: namespaces, users, tun devices, real openvpn (e2e stage, scripts/chaos.sh)"]
 fn real_openvpn_killed_at_random_moments_leaves_nothing_each_time() {
@@ -89,20 +97,12 @@ fn real_openvpn_killed_at_random_moments_leaves_nothing_each_time() {
                 }
             }
             Stage::Connected => {
-                assert!(
-                    eventually(Duration::from_secs(20), || up(&vpn, &name)),
-                    "round {round}: openvpn did not come up:\n{}",
-                    vpn.client_log(&name)
-                );
+                wait_up(&vpn, &name, round);
                 std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
                 Stage::Connected
             }
             Stage::Disconnecting => {
-                assert!(
-                    eventually(Duration::from_secs(20), || up(&vpn, &name)),
-                    "round {round}: openvpn did not come up:\n{}",
-                    vpn.client_log(&name)
-                );
+                wait_up(&vpn, &name, round);
                 let _ =
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
                 std::thread::sleep(disconnect.mul_f64(rng.f64()));

@@ -90,25 +90,33 @@ pub fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// Reads a config's text.
-pub fn scan(text: &str) -> UserConfig {
-    let mut cfg = UserConfig::default();
+/// Each option line of a config, numbered from 1, as words; inline blocks (`<key>` to
+/// `</key>`), blank and comment lines are passed over.
+fn option_lines(text: &str) -> impl Iterator<Item = (usize, Vec<String>)> + '_ {
     let mut inline_end: Option<String> = None;
-    for line in text.lines() {
+    text.lines().enumerate().filter_map(move |(n, line)| {
         let trimmed = line.trim();
         if let Some(end) = &inline_end {
             if trimmed == end {
                 inline_end = None;
             }
-            continue;
+            return None;
         }
         if let Some(tag) = trimmed.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
             if !tag.starts_with('/') {
                 inline_end = Some(format!("</{tag}>"));
-                continue;
+                return None;
             }
         }
         let w = words(line);
+        (!w.is_empty()).then_some((n + 1, w))
+    })
+}
+
+/// Reads a config's text.
+pub fn scan(text: &str) -> UserConfig {
+    let mut cfg = UserConfig::default();
+    for (_, w) in option_lines(text) {
         let Some(first) = w.first() else { continue };
         let option = first.trim_start_matches("--");
         let value = w.get(1).cloned();
@@ -196,31 +204,13 @@ pub fn unsupported(args: &[String], config: Option<(&str, &str)>) -> Option<Unsu
         }
     }
     let (path, text) = config?;
-    let mut inline_end: Option<String> = None;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if let Some(end) = &inline_end {
-            if trimmed == end {
-                inline_end = None;
-            }
-            continue;
-        }
-        if let Some(tag) = trimmed.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
-            if !tag.starts_with('/') {
-                inline_end = Some(format!("</{tag}>"));
-                continue;
-            }
-        }
-        let words = words(line);
-        if let Some(why) = refusal(&words) {
-            return Some(Unsupported {
-                option: words.join(" ").trim_start_matches("--").to_owned(),
-                place: format!("line {} of {path}", n + 1),
-                why,
-            });
-        }
-    }
-    None
+    option_lines(text).find_map(|(n, words)| {
+        refusal(&words).map(|why| Unsupported {
+            option: words.join(" ").trim_start_matches("--").to_owned(),
+            place: format!("line {n} of {path}"),
+            why,
+        })
+    })
 }
 
 #[cfg(test)]
