@@ -56,8 +56,13 @@ pub const HOOK_NAME: &str = "openvpnserv-hook";
 pub struct NetConfig {
     /// Instance id (part of every name we create).
     pub instance: String,
-    /// Where journals, backups and device nodes live: `/run/openvpn<id>/`.
+    /// Where journals and backups live: `/run/openvpn<id>/`.
     pub run_dir: PathBuf,
+    /// Where the sessions' private tun device nodes live: `/dev/openvpn<id>/`. Not under
+    /// the run directory: systemd mounts `/run` with `nodev`, where no device node can be
+    /// opened (every session then failed with "Cannot open TUN/TAP dev … Permission
+    /// denied"); `/dev` is the one file system made to hold device nodes.
+    pub device_dir: PathBuf,
     /// The hook openvpn runs.
     pub hook_path: PathBuf,
     /// The openvpn executable (to detect `--iproute` support).
@@ -83,6 +88,7 @@ impl NetConfig {
         Self {
             instance: instance.id().to_owned(),
             run_dir: PathBuf::from(instance.run_dir()),
+            device_dir: PathBuf::from(format!("/dev/openvpn{}", instance.id())),
             hook_path,
             openvpn: PathBuf::from(&settings.exe_path),
             dns_backend: settings.dns_backend,
@@ -247,7 +253,7 @@ impl<O: NetOs> LinuxNetwork<O> {
         let node = if self.shared.os.clone_device_open_to_users() {
             None
         } else {
-            let path = self.shared.config.run_dir.join(format!("tun-{}", s.id));
+            let path = self.shared.config.device_dir.join(format!("tun-{}", s.id));
             let seq = s.begin(Change::DeviceNode {
                 path: path.display().to_string(),
             })?;
