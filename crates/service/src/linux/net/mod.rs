@@ -155,12 +155,12 @@ impl LinuxNetwork {
             hook = %config.hook_path.display(),
             "network layer started"
         );
-        Ok(LinuxNetwork::with_os(
-            System::connect()?,
-            config,
-            backend,
-            iproute,
-        ))
+        let redetect = config.dns_backend == DnsBackend::Auto;
+        let mut net = LinuxNetwork::with_os(System::connect()?, config, backend, iproute);
+        if let Some(shared) = Arc::get_mut(&mut net.shared) {
+            shared.dns.redetect = redetect;
+        }
+        Ok(net)
     }
 }
 
@@ -172,7 +172,8 @@ impl<O: NetOs> LinuxNetwork<O> {
             shared: Arc::new(Shared {
                 os,
                 dns: dns::DnsConfig {
-                    backend,
+                    backend: std::sync::Mutex::new(backend),
+                    redetect: false,
                     resolv_conf: config.resolv_conf.clone(),
                     run_dir: config.run_dir.clone(),
                 },
@@ -184,9 +185,9 @@ impl<O: NetOs> LinuxNetwork<O> {
         }
     }
 
-    /// The DNS backend in use.
+    /// The DNS backend chosen last.
     pub fn dns_backend(&self) -> Backend {
-        self.shared.dns.backend
+        self.shared.dns.current()
     }
 
     fn ensure_run_dir(&self) -> io::Result<()> {

@@ -209,7 +209,8 @@ impl<O: NetOs> LinuxSession<O> {
         let seq = if let Some(seq) = live {
             seq
         } else {
-            let Some(u) = self.shared.dns.undo_for(&self.tun, self.id) else {
+            let backend = self.shared.dns.choose().await;
+            let Some(u) = self.shared.dns.undo_for(backend, &self.tun, self.id) else {
                 info!(
                     session = self.id,
                     "DNS settings ignored: dns_backend is none"
