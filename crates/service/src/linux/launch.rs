@@ -44,7 +44,7 @@ pub struct LaunchSpec {
 }
 
 /// `PATH` for openvpn and its scripts.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Starts openvpn. Returns the child with its stdin as a pipe (stdout and stderr go to
 /// `/dev/null`). A failure in the child before `exec` (such as a working directory the user

@@ -20,11 +20,14 @@ use crate::cli::Cli;
 
 pub mod fs;
 pub mod identity;
+pub mod journald;
 pub mod launch;
 pub mod listener;
 pub mod net;
+pub mod openvpn;
 pub mod server;
 pub mod session;
+pub mod systemd;
 
 /// Loads the settings of `instance`: `--settings FILE` if given, else the instance's default
 /// file if it exists, else the built-in defaults.
@@ -50,6 +53,10 @@ pub enum ServiceError {
     /// The accept loop failed.
     #[error("the accept loop failed: {0}")]
     Serve(std::io::Error),
+    /// Running as a systemd unit, the service could not reach systemd, which starts each
+    /// session's openvpn.
+    #[error("cannot use systemd to start the sessions' openvpn: {0}; is /run/systemd/private reachable from the unit's sandbox?")]
+    Systemd(#[from] systemd::SystemdError),
 }
 
 /// Logs to the journal when systemd connected stderr to it (and `--foreground` was not
@@ -59,7 +66,7 @@ fn init_logging(foreground: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let journald = (!foreground && std::env::var_os("JOURNAL_STREAM").is_some())
-        .then(|| tracing_journald::layer().ok())
+        .then(|| journald::JournaldLayer::new("openvpnserv").ok())
         .flatten();
     let registry = tracing_subscriber::registry().with(filter);
     if let Some(journald) = journald {
@@ -185,12 +192,15 @@ pub async fn serve<N: net::Network>(
         Some(l) => l,
         None => listener::bind(Path::new(&socket_path)).await?,
     };
-    let shared = Arc::new(session::Shared::new(
-        settings,
-        instance,
-        network,
-        CancellationToken::new(),
-    ));
+    // Under systemd each session's openvpn runs in a unit of its own, outside our sandbox.
+    let launcher = net::NetConfig::new(&settings, &instance).hook_path;
+    let systemd = systemd::Systemd::connect(instance.id(), launcher).await?;
+    if let Some(s) = &systemd {
+        tracing::info!(unit = %s.own_unit(), "sessions run openvpn in units of their own");
+    }
+    let mut shared = session::Shared::new(settings, instance, network, CancellationToken::new());
+    shared.systemd = systemd;
+    let shared = Arc::new(shared);
     let result = server::run(listener, shared)
         .await
         .map_err(ServiceError::Serve);

@@ -45,13 +45,16 @@ pub(crate) fn create_node(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
             let Some(dir) = path.parent() else {
                 return Err(io::Error::from(nix::errno::Errno::ENOENT));
             };
-            std::fs::DirBuilder::new().mode(0o755).create(dir).or_else(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(dir)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
             make()?;
         }
         Err(e) => return Err(e.into()),
