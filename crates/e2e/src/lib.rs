@@ -8,6 +8,7 @@
 
 pub mod faults;
 pub mod fixture;
+pub mod guest;
 pub mod netns;
 pub mod openvpn;
 pub mod resolved;

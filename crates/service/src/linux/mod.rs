@@ -53,10 +53,6 @@ pub enum ServiceError {
     /// The accept loop failed.
     #[error("the accept loop failed: {0}")]
     Serve(std::io::Error),
-    /// Running as a systemd unit, the service could not reach systemd, which starts each
-    /// session's openvpn.
-    #[error("cannot use systemd to start the sessions' openvpn: {0}; is /run/systemd/private reachable from the unit's sandbox?")]
-    Systemd(#[from] systemd::SystemdError),
 }
 
 /// Logs to the journal when systemd connected stderr to it (and `--foreground` was not
@@ -194,7 +190,7 @@ pub async fn serve<N: net::Network>(
     };
     // Under systemd each session's openvpn runs in a unit of its own, outside our sandbox.
     let launcher = net::NetConfig::new(&settings, &instance).hook_path;
-    let systemd = systemd::Systemd::connect(instance.id(), launcher).await?;
+    let systemd = systemd::Systemd::connect(instance.id(), launcher);
     if let Some(s) = &systemd {
         tracing::info!(unit = %s.own_unit(), "sessions run openvpn in units of their own");
     }

@@ -5,8 +5,9 @@
 //! the user's openvpn, its scripts and the files it names would then see a different
 //! machine than the user does (`PrivateTmp`, `ProtectSystem`, `PrivateDevices` and
 //! `SystemCallFilter` each broke sessions when tried). So openvpn is started by systemd
-//! itself, through its D-Bus API on the manager's private socket (`/run/systemd/private`,
-//! which works before and without the system bus): a transient service
+//! itself, through its D-Bus API on the system bus (connected when first needed, so a bus
+//! that starts after the service is used; the manager's private socket would not need the
+//! bus, but its signals carry a sender zbus 5 rejects with a panic): a transient service
 //! `openvpnserv<id>-session-<n>.service`, as the user, outside our sandbox, in a cgroup of its
 //! own, with its output in the journal under that unit. It is bound to the service's unit
 //! (`BindsTo=`, `After=`): on stop systemd ends the sessions first, while the service still
@@ -34,12 +35,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncReadExt;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::{self, OwnedValue, Value};
-use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy};
 
 use super::net::CHANNEL_FD;
 
-/// The manager's private socket (root only; the system bus need not run).
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
 /// The launcher's first argument.
 pub const LAUNCH_ARG: &str = "--launch-openvpn";
 /// How long the launcher may take to start and report.
@@ -123,7 +122,8 @@ fn escape(id: &str) -> String {
 /// The service's handle on systemd: present when it runs as a systemd unit.
 #[derive(Debug)]
 pub struct Systemd {
-    conn: zbus::Connection,
+    /// The system bus, once connected.
+    conn: tokio::sync::Mutex<Option<zbus::Connection>>,
     /// The service's own unit (sessions are bound to it).
     own_unit: String,
     /// Session units are named this plus the session number.
@@ -166,45 +166,38 @@ pub struct UnitSpec {
 }
 
 impl Systemd {
-    /// Connects to systemd when this process runs as a systemd unit (`INVOCATION_ID` is set
-    /// and the manager's private socket exists); `None` otherwise (a service started by
-    /// hand forks openvpn itself).
-    pub async fn connect(
-        instance_id: &str,
-        launcher: std::path::PathBuf,
-    ) -> Result<Option<Self>, SystemdError> {
-        if std::env::var_os("INVOCATION_ID").is_none()
-            || !std::path::Path::new(PRIVATE_SOCKET).exists()
-        {
-            return Ok(None);
-        }
-        let stream = tokio::net::UnixStream::connect(PRIVATE_SOCKET)
-            .await
-            .map_err(|source| SystemdError::Os {
-                what: "connecting to /run/systemd/private",
-                source,
-            })?;
-        let conn = tokio::time::timeout(
-            CALL_TIMEOUT,
-            zbus::connection::Builder::unix_stream(stream)
-                .p2p()
-                .method_timeout(CALL_TIMEOUT)
-                .build(),
-        )
-        .await
-        .map_err(|_| SystemdError::Timeout("connect".into()))?
-        .map_err(bus("connect to the manager"))?;
-        let me = Self {
-            conn,
-            own_unit: String::new(),
+    /// The handle when this process runs as a systemd unit (`INVOCATION_ID` is set and its
+    /// cgroup names a unit); `None` otherwise (a service started by hand forks openvpn
+    /// itself). The bus is connected when first needed.
+    pub fn connect(instance_id: &str, launcher: std::path::PathBuf) -> Option<Self> {
+        std::env::var_os("INVOCATION_ID")?;
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own_unit = own_unit(&cgroup)?;
+        Some(Self {
+            conn: tokio::sync::Mutex::new(None),
+            own_unit,
             prefix: format!("openvpnserv{}-session-", escape(instance_id)),
             launcher,
-        };
-        let manager = me.manager().await?;
-        let path = bounded("GetUnitByPID", manager.get_unit_by_pid(std::process::id())).await?;
-        let unit = me.unit(path).await?;
-        let own_unit = bounded("Id", unit.id()).await?;
-        Ok(Some(Self { own_unit, ..me }))
+        })
+    }
+
+    /// The system bus (connecting now if not yet, or again after it went away).
+    async fn bus(&self) -> Result<zbus::Connection, SystemdError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(CALL_TIMEOUT, zbus::Connection::system())
+            .await
+            .map_err(|_| SystemdError::Timeout("connecting to the system bus".into()))?
+            .map_err(bus("connecting to the system bus"))?;
+        *conn = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the bus after an error, so that the next call connects again.
+    async fn forget_bus(&self) {
+        *self.conn.lock().await = None;
     }
 
     /// The service's own unit.
@@ -218,31 +211,20 @@ impl Systemd {
     }
 
     async fn manager(&self) -> Result<ManagerProxy<'static>, SystemdError> {
-        ManagerProxy::builder(&self.conn)
+        let conn = self.bus().await?;
+        ManagerProxy::builder(&conn)
             .cache_properties(CacheProperties::No)
             .build()
             .await
             .map_err(bus("manager proxy"))
     }
 
-    async fn unit(
-        &self,
-        path: zvariant::OwnedObjectPath,
-    ) -> Result<UnitProxy<'static>, SystemdError> {
-        UnitProxy::builder(&self.conn)
-            .path(path)
-            .map_err(bus("unit path"))?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(bus("unit proxy"))
-    }
-
     async fn service(
         &self,
         path: zvariant::OwnedObjectPath,
     ) -> Result<ServiceProxy<'static>, SystemdError> {
-        ServiceProxy::builder(&self.conn)
+        let conn = self.bus().await?;
+        ServiceProxy::builder(&conn)
             .path(path)
             .map_err(bus("unit path"))?
             .cache_properties(CacheProperties::No)
@@ -365,14 +347,20 @@ impl Systemd {
             prop("After", bind)?,
         ];
         let manager = self.manager().await?;
-        bounded(
+        let started = bounded(
             "StartTransientUnit",
             manager.start_transient_unit(name.clone(), "fail".into(), props, Vec::new()),
         )
-        .await?;
+        .await;
+        if let Err(e) = started {
+            if matches!(e, SystemdError::Bus { .. } | SystemdError::Timeout(_)) {
+                self.forget_bus().await;
+            }
+            return Err(e);
+        }
         let mut unit = SessionUnit {
             name,
-            conn: self.conn.clone(),
+            conn: self.bus().await?,
             pid: 0,
             pidfd: None,
             stdin: None,
@@ -395,6 +383,10 @@ fn prop<'a, T: Into<Value<'a>>>(name: &str, v: T) -> Result<(String, OwnedValue)
     })?;
     Ok((name.to_owned(), owned))
 }
+
+/// The session's unit is no longer loaded.
+#[derive(Debug)]
+struct Gone;
 
 /// A session's openvpn running in its unit.
 #[derive(Debug)]
@@ -536,8 +528,11 @@ impl SessionUnit {
     async fn exit_status(&self) -> ExitStatus {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
-            if let Some(status) = self.read_status().await {
-                return status;
+            match self.read_status().await {
+                Ok(Some(status)) => return status,
+                // Stopped by systemd (the service stops) and already let go: SIGTERM.
+                Err(Gone) => return ExitStatus::from_raw(libc::SIGTERM),
+                Ok(None) => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return ExitStatus::from_raw(libc::SIGTERM);
@@ -546,17 +541,28 @@ impl SessionUnit {
         }
     }
 
-    /// The exit status once systemd has recorded it; `None` while it has not or when the
-    /// unit is gone (then after a while SIGTERM is assumed, see [`Self::wait`]).
-    async fn read_status(&self) -> Option<ExitStatus> {
-        let manager = ManagerProxy::builder(&self.conn)
+    /// The exit status once systemd has recorded it; `None` while it has not (or cannot be
+    /// asked), [`Gone`] when the unit is no longer loaded.
+    async fn read_status(&self) -> Result<Option<ExitStatus>, Gone> {
+        let Ok(manager) = ManagerProxy::builder(&self.conn)
             .cache_properties(CacheProperties::No)
             .build()
             .await
-            .ok()?;
-        let path = bounded("GetUnit", manager.get_unit(self.name.clone()))
-            .await
-            .ok()?;
+        else {
+            return Ok(None);
+        };
+        let path = match bounded("GetUnit", manager.get_unit(self.name.clone())).await {
+            Ok(path) => path,
+            Err(SystemdError::Bus { source, .. }) if matches!(&*source, zbus::Error::MethodError(name, _, _) if name.as_str().ends_with("NoSuchUnit")) =>
+            {
+                return Err(Gone);
+            }
+            Err(_) => return Ok(None),
+        };
+        Ok(self.status_of(path).await)
+    }
+
+    async fn status_of(&self, path: zvariant::OwnedObjectPath) -> Option<ExitStatus> {
         let service = ServiceProxy::builder(&self.conn)
             .path(path)
             .ok()?
@@ -724,9 +730,30 @@ fn launch(args: &[String]) -> Result<std::convert::Infallible, LaunchError> {
     Err(os(&format!("executing {exe}"))(err))
 }
 
+/// The unit a process runs in, from its `/proc/<pid>/cgroup` (the unified hierarchy's line,
+/// or systemd's own in a hybrid one).
+fn own_unit(cgroup: &str) -> Option<String> {
+    cgroup
+        .lines()
+        .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+        .filter_map(|l| l.rsplit('/').next())
+        .find(|u| u.ends_with(".service"))
+        .map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_unit_comes_from_the_cgroup() {
+        let hybrid = "12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/openvpnserv@a.service\n0::/system.slice/openvpnserv@a.service\n";
+        assert_eq!(own_unit(hybrid).as_deref(), Some("openvpnserv@a.service"));
+        assert_eq!(
+            own_unit("0::/user.slice/user-0.slice/session-1.scope\n"),
+            None
+        );
+    }
 
     #[test]
     fn unit_names_escape_what_systemd_does_not_take() {
