@@ -38,10 +38,9 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Grace given to openvpn before it is killed (spec §6.3, §6.4).
 pub const GRACE: Duration = Duration::from_secs(2);
 /// How long a stopping service lets openvpn run its down sequence after SIGTERM, answering
-/// its hooks meanwhile, before it kills it. Upstream's 2 s grace is for an openvpn whose
-/// changes die with it; here its `route-pre-down` and `down` hooks come back to the service
-/// and the config's own down scripts run after them.
-pub const STOP_GRACE: Duration = Duration::from_secs(15);
+/// its hooks meanwhile, before it kills it: upstream's grace (spec §6.4). Under systemd the
+/// session units are stopped first, with their own longer bound (`systemd::SESSION_STOP_TIMEOUT`).
+pub const STOP_GRACE: Duration = GRACE;
 /// Bound on every write to the client.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
