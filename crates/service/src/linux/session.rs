@@ -28,7 +28,7 @@ use zeroize::Zeroize;
 
 use super::fs::HostFs;
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
-use super::launch::{spawn, LaunchSpec, PATH};
+use super::launch::{spawn, LaunchSpec};
 use super::net::{Network, NetworkSession, SessionInfo};
 use super::openvpn::Openvpn;
 use super::systemd::{Systemd, UnitSpec};
@@ -449,25 +449,24 @@ async fn start_openvpn<N>(
             settings.exe_path, identity.name, startup.working_dir
         )
     };
-    let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
+    let spec = LaunchSpec {
+        exe: settings.exe_path.clone(),
+        args,
+        cwd: startup.working_dir.clone(),
+        uid: identity.uid,
+        gid: identity.gid,
+        groups: identity.groups.clone(),
+        nice: settings.priority.nice(),
+        home: identity.home.clone(),
+        user: identity.name.clone(),
+        shell: identity.shell.clone(),
+    };
     if let Some(systemd) = &shared.systemd {
-        let spec = UnitSpec {
+        let unit = UnitSpec {
             session,
-            launcher: systemd.launcher().display().to_string(),
-            exe: settings.exe_path.clone(),
-            args,
-            cwd: startup.working_dir.clone(),
-            uid: identity.uid,
-            gid: identity.gid,
-            groups: identity.groups.clone(),
-            user: identity.name.clone(),
-            home: identity.home.clone(),
-            shell: identity.shell.clone(),
-            nice: settings.priority.nice(),
-            path: PATH.to_owned(),
-            lang,
+            run: &spec,
         };
-        let unit = systemd.start(spec, theirs).await.map_err(|e| {
+        let unit = systemd.start(unit, theirs).await.map_err(|e| {
             let io = match e.os_error() {
                 Some(errno) => std::io::Error::from_raw_os_error(errno),
                 None => std::io::Error::other(e.to_string()),
@@ -481,20 +480,7 @@ async fn start_openvpn<N>(
         })?;
         return Ok((Openvpn::Unit(unit), channel));
     }
-    let spec = LaunchSpec {
-        exe: settings.exe_path.clone(),
-        args,
-        cwd: startup.working_dir.clone(),
-        uid: identity.uid,
-        gid: identity.gid,
-        groups: identity.groups.clone(),
-        nice: settings.priority.nice(),
-        channel: theirs,
-        home: identity.home.clone(),
-        user: identity.name.clone(),
-        shell: identity.shell.clone(),
-    };
-    let child = spawn(spec).map_err(|e| fail(&what(), &e))?;
+    let child = spawn(&spec, theirs).map_err(|e| fail(&what(), &e))?;
     Ok((Openvpn::Child(child), channel))
 }
 

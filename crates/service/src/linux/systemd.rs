@@ -37,6 +37,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::{self, OwnedValue, Value};
 use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy};
 
+use super::launch::{LaunchSpec, PATH};
 use super::net::CHANNEL_FD;
 
 /// The launcher's first argument.
@@ -134,35 +135,11 @@ pub struct Systemd {
 
 /// What a session's unit runs.
 #[derive(Debug)]
-pub struct UnitSpec {
+pub struct UnitSpec<'a> {
     /// The session number.
     pub session: u64,
-    /// The launcher (`openvpnserv-hook`).
-    pub launcher: String,
-    /// openvpn's executable.
-    pub exe: String,
-    /// openvpn's arguments (after argv\[0\]).
-    pub args: Vec<String>,
-    /// The working directory, entered as the user.
-    pub cwd: String,
-    /// User, group and supplementary groups (numeric).
-    pub uid: u32,
-    /// Primary group.
-    pub gid: u32,
-    /// Supplementary groups.
-    pub groups: Vec<u32>,
-    /// Login name (for the unit's description and `USER`).
-    pub user: String,
-    /// `HOME`.
-    pub home: String,
-    /// `SHELL`.
-    pub shell: String,
-    /// Nice value.
-    pub nice: i32,
-    /// `PATH` and `LANG` for openvpn and its scripts.
-    pub path: String,
-    /// `LANG`.
-    pub lang: String,
+    /// openvpn, its arguments, and as whom.
+    pub run: &'a LaunchSpec,
 }
 
 impl Systemd {
@@ -203,11 +180,6 @@ impl Systemd {
     /// The service's own unit.
     pub fn own_unit(&self) -> &str {
         &self.own_unit
-    }
-
-    /// The launcher the session units run.
-    pub fn launcher(&self) -> &std::path::Path {
-        &self.launcher
     }
 
     async fn manager(&self) -> Result<ManagerProxy<'static>, SystemdError> {
@@ -287,7 +259,7 @@ impl Systemd {
     /// it runs as the user in its working directory.
     pub async fn start(
         &self,
-        spec: UnitSpec,
+        spec: UnitSpec<'_>,
         channel: OwnedFd,
     ) -> Result<SessionUnit, SystemdError> {
         let name = format!("{}{}.service", self.prefix, spec.session);
@@ -301,21 +273,25 @@ impl Systemd {
             what: "creating openvpn's stdin",
             source: e.into(),
         })?;
+        let run = spec.run;
         let mut argv = vec![
             "openvpnserv-hook".to_owned(),
             LAUNCH_ARG.to_owned(),
-            spec.cwd.clone(),
-            spec.exe.clone(),
+            run.cwd.clone(),
+            run.exe.clone(),
         ];
-        argv.extend(spec.args.iter().cloned());
-        let groups: Vec<String> = spec.groups.iter().map(u32::to_string).collect();
+        argv.extend(run.args.iter().cloned());
+        let groups: Vec<String> = run.groups.iter().map(u32::to_string).collect();
         let env = vec![
-            format!("HOME={}", spec.home),
-            format!("USER={}", spec.user),
-            format!("LOGNAME={}", spec.user),
-            format!("SHELL={}", spec.shell),
-            format!("PATH={}", spec.path),
-            format!("LANG={}", spec.lang),
+            format!("HOME={}", run.home),
+            format!("USER={}", run.user),
+            format!("LOGNAME={}", run.user),
+            format!("SHELL={}", run.shell),
+            format!("PATH={PATH}"),
+            format!(
+                "LANG={}",
+                std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into())
+            ),
         ];
         let bind = vec![self.own_unit.clone()];
         let props: Vec<(String, OwnedValue)> = vec![
@@ -323,16 +299,19 @@ impl Systemd {
                 "Description",
                 format!(
                     "openvpn of {} (uid {}), session {} of {}",
-                    spec.user, spec.uid, spec.session, self.own_unit
+                    run.user, run.uid, spec.session, self.own_unit
                 ),
             )?,
             prop("Type", "exec")?,
-            prop("ExecStart", vec![(spec.launcher.clone(), argv, false)])?,
-            prop("User", spec.uid.to_string())?,
-            prop("Group", spec.gid.to_string())?,
+            prop(
+                "ExecStart",
+                vec![(self.launcher.display().to_string(), argv, false)],
+            )?,
+            prop("User", run.uid.to_string())?,
+            prop("Group", run.gid.to_string())?,
             prop("SupplementaryGroups", groups)?,
             prop("Environment", env)?,
-            prop("Nice", spec.nice)?,
+            prop("Nice", run.nice)?,
             prop("StandardInputFileDescriptor", zvariant::Fd::from(theirs))?,
             prop("StandardOutput", "journal")?,
             prop("StandardError", "journal")?,
@@ -403,6 +382,14 @@ impl SessionUnit {
     /// openvpn's pid.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    async fn manager(&self) -> Option<ManagerProxy<'static>> {
+        ManagerProxy::builder(&self.conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .ok()
     }
 
     /// The unit's name.
@@ -544,11 +531,7 @@ impl SessionUnit {
     /// The exit status once systemd has recorded it; `None` while it has not (or cannot be
     /// asked), [`Gone`] when the unit is no longer loaded.
     async fn read_status(&self) -> Result<Option<ExitStatus>, Gone> {
-        let Ok(manager) = ManagerProxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-        else {
+        let Some(manager) = self.manager().await else {
             return Ok(None);
         };
         let path = match bounded("GetUnit", manager.get_unit(self.name.clone())).await {
@@ -593,11 +576,7 @@ impl SessionUnit {
     /// Sends `signal` to openvpn (the unit's main process) through systemd: the service
     /// itself has no right to signal other users' processes (no `CAP_KILL`).
     pub async fn signal(&self, signal: i32) {
-        let Ok(manager) = ManagerProxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-        else {
+        let Some(manager) = self.manager().await else {
             return;
         };
         if let Err(e) = bounded(
@@ -613,11 +592,7 @@ impl SessionUnit {
     /// Ends the unit: stops it (which also ends what openvpn's scripts left running) and
     /// forgets a failed one, so that nothing of the session stays loaded.
     pub async fn release(&self) {
-        let Ok(manager) = ManagerProxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-        else {
+        let Some(manager) = self.manager().await else {
             return;
         };
         let _ = bounded(
