@@ -17,7 +17,7 @@ for uid in $(getent passwd | grep '^ovse2e' | cut -d: -f3); do
     pgrep -u "$uid" | sed "s/^/process of uid $uid: /"
 done
 # Services, openvpn and fakes started from the tests' directories (after their user is gone).
-pgrep -af 'ovse2e|fake-openvpn' | sed 's/^/process /'
+pgrep -af 'ovse2e|fake-openvpn' | grep -v '^[0-9]* grep ' | sed 's/^/process /'
 # The systemd stage's guests (systemd-nspawn, each with its own mounts).
 pgrep -af 'systemd-nspawn' | sed 's/^/guest /'
 grep -s ' /var/cache/openvpnserv-rs/guests' /proc/mounts | cut -d' ' -f2 | sed 's/^/mount /'

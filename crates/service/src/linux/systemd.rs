@@ -143,11 +143,15 @@ pub struct UnitSpec<'a> {
 }
 
 impl Systemd {
-    /// The handle when this process runs as a systemd unit (`INVOCATION_ID` is set and its
-    /// cgroup names a unit); `None` otherwise (a service started by hand forks openvpn
+    /// The handle when this process runs as a systemd unit (`INVOCATION_ID` is set, systemd
+    /// booted the system and the process's cgroup names a unit); `None` otherwise (a service started by hand forks openvpn
     /// itself). The bus is connected when first needed.
     pub fn connect(instance_id: &str, launcher: std::path::PathBuf) -> Option<Self> {
+        // Started by systemd (not merely inheriting its variable), on a system it booted.
         std::env::var_os("INVOCATION_ID")?;
+        if !std::path::Path::new("/run/systemd/system").is_dir() {
+            return None;
+        }
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         let own_unit = own_unit(&cgroup)?;
         Some(Self {
