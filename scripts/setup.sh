@@ -4,7 +4,8 @@
 #
 #   apt packages  openvpn, nftables, iproute2, openssl, dbus (private test buses), mingw-w64,
 #                 Wine, a PKCS#11 module (opensc-pkcs11), FUSE for Python (python3-fusepy,
-#                 a mount that hangs), and small tools the tests use
+#                 a mount that hangs), systemd-nspawn and debootstrap (the systemd stage's
+#                 guests), dpkg-dev (the package), and small tools the tests use
 #   rustup        the x86_64-pc-windows-gnu target
 #   cargo         cargo-fuzz, cargo-deny
 #   Wine          a prefix under target/wine-prefix with our ProcessPrng stub DLL
@@ -19,7 +20,7 @@ cd "$ROOT"
 say() { printf '\n== setup: %s\n' "$*"; }
 
 APT_PACKAGES=(openvpn nftables iproute2 openssl dbus procps psmisc util-linux passwd iputils-ping python3
-    opensc-pkcs11 python3-fusepy)
+    opensc-pkcs11 python3-fusepy systemd-container debootstrap binutils dpkg-dev)
 if [ "$PART" = all ]; then
     APT_PACKAGES+=(gcc-mingw-w64-x86-64 wine wine64)
 fi

@@ -6,13 +6,13 @@
 #   scripts/test-all.sh                 everything (what CI runs)
 #   STAGES="unit wine" scripts/test-all.sh   only some stages
 #
-# Stages: lint, unit, wine, e2e, fuzz. Each stage prints its own header; the script stops at
-# the first failing stage and exits non-zero.
+# Stages: lint, unit, wine, e2e, systemd, fuzz. Each stage prints its own header; the script
+# stops at the first failing stage and exits non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/as-root.sh
 as_root "$0" "$@"
-STAGES="${STAGES:-lint unit wine e2e fuzz}"
+STAGES="${STAGES:-lint unit wine e2e systemd fuzz}"
 started=$(date +%s)
 # A one-off build gains nothing from incremental caches; they only cost disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
@@ -37,6 +37,8 @@ if want lint; then
     stage "lint: rustfmt, clippy (Linux and Windows targets), cargo deny"
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
+    # The systemd stage's tests are built only with their feature.
+    cargo clippy -p openvpnserv-e2e --features systemd-guests --all-targets --quiet -- -D warnings
     # The end-to-end crate is Linux-only (users, namespaces); it is left out of the Windows build.
     cargo clippy --workspace --exclude openvpnserv-e2e --all-targets --quiet --target x86_64-pc-windows-gnu -- -D warnings
     scripts/deny.sh
@@ -79,6 +81,31 @@ if want e2e; then
         echo "$new" >&2
         exit 1
     fi
+fi
+
+if want systemd; then
+    stage "Linux under a real systemd: the package in Debian 12 and 13 guests (systemd-nspawn)"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the systemd stage needs root (systemd-nspawn, namespaces)" >&2
+        exit 1
+    fi
+    t0=$(date +%s)
+    # The guests' root filesystems: built once per machine (a few minutes each), then reused.
+    export OVS_GUEST_ROOTFS_BOOKWORM OVS_GUEST_ROOTFS_TRIXIE
+    OVS_GUEST_ROOTFS_BOOKWORM="$(scripts/guest-rootfs.sh bookworm)"
+    OVS_GUEST_ROOTFS_TRIXIE="$(scripts/guest-rootfs.sh trixie)"
+    t1=$(date +%s)
+    OVS_DEB="$(pwd)/$(scripts/package.sh)"
+    export OVS_DEB
+    before=$(scripts/leftovers.sh)
+    cargo test --quiet -p openvpnserv-e2e --features systemd-guests --test systemd -- --ignored --test-threads=1
+    new=$(scripts/leftovers.sh | grep -vxF -e "$before" || true)
+    if [ -n "$new" ]; then
+        echo "the systemd tests left these behind:" >&2
+        echo "$new" >&2
+        exit 1
+    fi
+    echo "systemd stage: guests ready in $((t1 - t0)) s, package and tests in $(($(date +%s) - t1)) s"
 fi
 
 if want fuzz; then

@@ -8,6 +8,7 @@
 
 pub mod faults;
 pub mod fixture;
+pub mod guest;
 pub mod hangfs;
 pub mod netns;
 pub mod openvpn;

@@ -219,6 +219,7 @@ mod bench {
             let net = LinuxNetwork::new(NetConfig {
                 instance: "bench".into(),
                 run_dir: run_dir.clone(),
+                device_dir: run_dir.join("dev"),
                 hook_path: "/nonexistent/openvpnserv-hook".into(),
                 openvpn: "/usr/sbin/openvpn".into(),
                 dns_backend: DnsBackend::None,

@@ -35,8 +35,6 @@ pub struct LaunchSpec {
     pub groups: Vec<u32>,
     /// Nice value.
     pub nice: i32,
-    /// The child's end of the channel; becomes fd 3.
-    pub channel: OwnedFd,
     /// `HOME`, `USER`/`LOGNAME`, `SHELL`.
     pub home: String,
     /// Login name.
@@ -46,17 +44,18 @@ pub struct LaunchSpec {
 }
 
 /// `PATH` for openvpn and its scripts.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Starts openvpn. Returns the child with its stdin as a pipe (stdout and stderr go to
 /// `/dev/null`). A failure in the child before `exec` (such as a working directory the user
 /// cannot enter) comes back as the error, with its errno.
-pub fn spawn(spec: LaunchSpec) -> std::io::Result<Child> {
+/// `channel` is the child's end of the channel; it becomes fd 3.
+pub fn spawn(spec: &LaunchSpec, channel: OwnedFd) -> std::io::Result<Child> {
     let cwd = CString::new(spec.cwd.as_str())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let groups: Vec<libc::gid_t> = spec.groups.clone();
     let (uid, gid, nice) = (spec.uid, spec.gid, spec.nice);
-    let channel_fd = spec.channel.as_raw_fd();
+    let channel_fd = channel.as_raw_fd();
     let parent_pid = std::process::id();
     let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
 
@@ -81,7 +80,7 @@ pub fn spawn(spec: LaunchSpec) -> std::io::Result<Child> {
     }
     let child = cmd.spawn();
     // The parent's copy of the child's end is closed here in every case.
-    drop(spec.channel);
+    drop(channel);
     child
 }
 

@@ -20,12 +20,15 @@ use crate::cli::Cli;
 
 pub mod fs;
 pub mod identity;
+pub mod journald;
 pub mod launch;
 pub mod listener;
 pub mod net;
 pub mod offload;
+pub mod openvpn;
 pub mod server;
 pub mod session;
+pub mod systemd;
 
 /// How long an idle blocking thread lives: as long as the service (see [`main`]).
 const BLOCKING_THREADS_LIVE: std::time::Duration =
@@ -64,7 +67,7 @@ fn init_logging(foreground: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let journald = (!foreground && std::env::var_os("JOURNAL_STREAM").is_some())
-        .then(|| tracing_journald::layer().ok())
+        .then(|| journald::JournaldLayer::new("openvpnserv").ok())
         .flatten();
     let registry = tracing_subscriber::registry().with(filter);
     if let Some(journald) = journald {
@@ -207,12 +210,15 @@ pub async fn serve<N: net::Network>(
         Some(l) => l,
         None => listener::bind(Path::new(&socket_path)).await?,
     };
-    let shared = Arc::new(session::Shared::new(
-        settings,
-        instance,
-        network,
-        CancellationToken::new(),
-    ));
+    // Under systemd each session's openvpn runs in a unit of its own, outside our sandbox.
+    let launcher = net::NetConfig::new(&settings, &instance).hook_path;
+    let systemd = systemd::Systemd::connect(instance.id(), launcher);
+    if let Some(s) = &systemd {
+        tracing::info!(unit = %s.own_unit(), "sessions run openvpn in units of their own");
+    }
+    let mut shared = session::Shared::new(settings, instance, network, CancellationToken::new());
+    shared.systemd = systemd;
+    let shared = Arc::new(shared);
     let result = server::run(listener, shared)
         .await
         .map_err(ServiceError::Serve);

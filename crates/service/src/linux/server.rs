@@ -36,6 +36,14 @@ pub async fn run<N: Network>(
     let mut int = signal(SignalKind::interrupt())?;
     let shutdown: CancellationToken = shared.shutdown.clone();
 
+    // openvpn of a previous run that died goes before its journals are replayed.
+    if let Some(systemd) = &shared.systemd {
+        match systemd.stop_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => info!("stopped {n} session unit(s) a previous run left"),
+            Err(e) => warn!("cannot stop the session units a previous run left: {e}"),
+        }
+    }
     let first_id = shared.network.recover().await;
     shared.number_sessions_from(first_id);
     let sessions = TaskTracker::new();

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-use nix::unistd::Pid;
 use openvpnserv_core::limits::{LimitError, Limits, Slot};
 use openvpnserv_policy::path::linux::{FsCaller, LinuxConfigCheck};
 use openvpnserv_policy::{decide_linux, AuthSettings, Decision};
@@ -23,7 +21,6 @@ use openvpnserv_proto::startup::{FUNCTION_LABEL, MAX_UNITS, TIMEOUT_LABEL};
 use openvpnserv_proto::{Reply, StartupMessage};
 use openvpnserv_settings::{Instance, Settings};
 use tokio::io::AsyncWriteExt;
-use tokio::process::Child;
 use tokio_seqpacket::UnixSeqpacket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -34,11 +31,17 @@ use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerId
 use super::launch::{spawn, LaunchSpec};
 use super::net::{Network, NetworkSession, SessionInfo};
 use super::offload::{self, Offload, OffloadError};
+use super::openvpn::Openvpn;
+use super::systemd::{Systemd, UnitSpec};
 
 /// Time a client has to send its startup message (spec §2.3).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Grace given to openvpn before it is killed (spec §6.3, §6.4).
 pub const GRACE: Duration = Duration::from_secs(2);
+/// How long a stopping service lets openvpn run its down sequence after SIGTERM, answering
+/// its hooks meanwhile, before it kills it: upstream's grace (spec §6.4). Under systemd the
+/// session units are stopped first, with their own longer bound (`systemd::SESSION_STOP_TIMEOUT`).
+pub const STOP_GRACE: Duration = GRACE;
 /// Bound on every write to the client.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,6 +59,8 @@ pub struct Shared<N> {
     pub shutdown: CancellationToken,
     /// Blocking work (paths, the user database, fork) off the event loop.
     pub offload: Offload,
+    /// systemd, when the service runs under it: openvpn then runs in a unit per session.
+    pub systemd: Option<Systemd>,
     next_id: AtomicU64,
     refusals: RateLimited,
 }
@@ -108,6 +113,7 @@ impl<N: Network> Shared<N> {
             limits,
             shutdown,
             offload: Offload::default(),
+            systemd: None,
             next_id: AtomicU64::new(1),
             refusals: RateLimited::new(),
         }
@@ -244,15 +250,8 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
         }
     };
 
-    let (mut child, channel) = match launch(
-        &shared,
-        identity.clone(),
-        startup.working_dir.clone(),
-        argv,
-        extra,
-    )
-    .await
-    {
+    let started = start_openvpn(&shared, id, &identity, &startup.working_dir, argv, extra).await;
+    let (mut child, channel) = match started {
         Ok(started) => started,
         Err(reply) => {
             startup.stdin.zeroize();
@@ -261,14 +260,17 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
             return;
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = child.pid();
     net.started(pid);
-    info!(openvpn_pid = pid, "openvpn started");
+    match &child {
+        Openvpn::Unit(u) => info!(openvpn_pid = pid, unit = %u.name(), "openvpn started"),
+        Openvpn::Child(_) => info!(openvpn_pid = pid, "openvpn started"),
+    }
     send_reply(&conn, &Reply::Pid(pid)).await;
 
     // stdin: the third string as UTF-8, written once; the pipe stays open for the session.
     let mut stdin_bytes = std::mem::take(&mut startup.stdin).into_bytes();
-    let stdin = child.stdin.take();
+    let stdin = child.take_stdin();
     let stdin = match stdin {
         Some(mut pipe) => {
             if !stdin_bytes.is_empty() {
@@ -286,6 +288,7 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
 
     let end = serve_channel(&shared, &conn, &mut child, &channel, &mut net).await;
     let reply = finish(&mut child, end).await;
+    child.release().await;
     drop(stdin);
     drop(channel);
     net.cleanup().await;
@@ -484,61 +487,17 @@ fn authorize(
     }
 }
 
-/// Starts openvpn off the event loop: `fork` waits for the child to `exec`, and the child
-/// first enters the user's working directory, which may sit on a mount that does not
-/// answer. A child that starts after the session gave up waiting is killed.
-async fn launch<N>(
+/// Creates the channel and starts openvpn (in its unit under systemd, else forked off the
+/// event loop); on failure returns the reply to send.
+async fn start_openvpn<N>(
     shared: &Shared<N>,
-    identity: PeerIdentity,
-    working_dir: String,
-    args: Vec<String>,
-    extra: Vec<String>,
-) -> Result<(Child, UnixSeqpacket), Reply> {
-    let (ticket, job) = shared
-        .offload
-        .admit(identity.uid)
-        .map_err(|e| offload_reply(&e))?;
-    let settings = shared.settings.clone();
-    let span = tracing::Span::current();
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let _job = job;
-        let _entered = span.enter();
-        let started = start_openvpn(&settings, &identity, &working_dir, args, extra);
-        if let Err(Ok((mut child, _))) = tx.send(started) {
-            warn!("openvpn started after the session gave up waiting; killing it");
-            let _ = child.start_kill();
-        }
-    });
-    let limit = offload::LIMIT;
-    match tokio::time::timeout(limit, &mut rx).await {
-        Ok(Ok(started)) => started,
-        Ok(Err(_)) => Err(offload_reply(&OffloadError::Ended {
-            what: "starting openvpn",
-        })),
-        Err(_) => {
-            ticket.abandon();
-            // No child may slip through between the timeout and the drop: close, then look.
-            rx.close();
-            match rx.try_recv() {
-                Ok(started) => started,
-                Err(_) => Err(offload_reply(&OffloadError::TimedOut {
-                    what: "starting openvpn",
-                    limit,
-                })),
-            }
-        }
-    }
-}
-
-/// Creates the channel and starts openvpn; on failure returns the reply to send.
-fn start_openvpn(
-    settings: &Settings,
+    session: u64,
     identity: &PeerIdentity,
     working_dir: &str,
     mut args: Vec<String>,
     extra: Vec<String>,
-) -> Result<(Child, UnixSeqpacket), Reply> {
+) -> Result<(Openvpn, UnixSeqpacket), Reply> {
+    let settings = &shared.settings;
     let fail = |what: &str, e: &std::io::Error| {
         warn!("{what}: {e}");
         Reply::error(
@@ -566,6 +525,12 @@ fn start_openvpn(
     let channel =
         UnixSeqpacket::try_from(ours).map_err(|e| fail("cannot create the channel", &e))?;
     args.extend(extra);
+    let what = || {
+        format!(
+            "cannot start {} as user {} in working directory {:?}",
+            settings.exe_path, identity.name, working_dir
+        )
+    };
     let spec = LaunchSpec {
         exe: settings.exe_path.clone(),
         args,
@@ -574,21 +539,79 @@ fn start_openvpn(
         gid: identity.gid,
         groups: identity.groups.clone(),
         nice: settings.priority.nice(),
-        channel: theirs,
         home: identity.home.clone(),
         user: identity.name.clone(),
         shell: identity.shell.clone(),
     };
-    let child = spawn(spec).map_err(|e| {
-        fail(
-            &format!(
-                "cannot start {} as user {} in working directory {:?}",
-                settings.exe_path, identity.name, working_dir
-            ),
-            &e,
-        )
-    })?;
-    Ok((child, channel))
+    if let Some(systemd) = &shared.systemd {
+        let unit = UnitSpec {
+            session,
+            run: &spec,
+        };
+        let unit = systemd.start(unit, theirs).await.map_err(|e| {
+            let io = match e.os_error() {
+                Some(errno) => std::io::Error::from_raw_os_error(errno),
+                None => std::io::Error::other(e.to_string()),
+            };
+            warn!("{}: {e}", what());
+            Reply::error(
+                codes::errno::reply_code(io.raw_os_error()),
+                "CreateProcessAsUser",
+                format!("{}: {e}", what()),
+            )
+        })?;
+        return Ok((Openvpn::Unit(unit), channel));
+    }
+    let child = fork_openvpn(shared, spec, theirs)
+        .await
+        .map_err(|e| match e {
+            Ok(e) => fail(&what(), &e),
+            Err(e) => offload_reply(&e),
+        })?;
+    Ok((Openvpn::Child(child), channel))
+}
+
+/// Forks openvpn off the event loop: `fork` waits for the child to `exec`, and the child first
+/// enters the user's working directory, which may sit on a mount that does not answer. A
+/// child that starts after the session gave up waiting is killed. Fails with the OS error,
+/// or with why the blocking work gave no answer.
+async fn fork_openvpn<N>(
+    shared: &Shared<N>,
+    spec: LaunchSpec,
+    channel: OwnedFd,
+) -> Result<tokio::process::Child, Result<std::io::Error, OffloadError>> {
+    let (ticket, job) = shared.offload.admit(spec.uid).map_err(Err)?;
+    let span = tracing::Span::current();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let _job = job;
+        let _entered = span.enter();
+        if let Err(Ok(mut child)) = tx.send(spawn(&spec, channel)) {
+            warn!("openvpn started after the session gave up waiting; killing it");
+            let _ = child.start_kill();
+        }
+    });
+    let limit = offload::LIMIT;
+    let started = match tokio::time::timeout(limit, &mut rx).await {
+        Ok(Ok(started)) => started,
+        Ok(Err(_)) => {
+            return Err(Err(OffloadError::Ended {
+                what: "starting openvpn",
+            }))
+        }
+        Err(_) => {
+            ticket.abandon();
+            // No child may slip through between the timeout and the drop: close, then look.
+            rx.close();
+            rx.try_recv().map_err(|_| {
+                Err(OffloadError::TimedOut {
+                    what: "starting openvpn",
+                    limit,
+                })
+            })?
+        }
+    };
+    started.map_err(Ok)
 }
 
 /// Why the channel loop stopped.
@@ -597,15 +620,19 @@ enum End {
     Exited(std::process::ExitStatus),
     /// The channel ended or was abandoned while openvpn still ran.
     ChannelEnded,
-    /// The service is stopping.
+    /// The service is stopping and openvpn is gone (it ran its down sequence, or was killed
+    /// after [`STOP_GRACE`]).
     Shutdown,
 }
 
 /// Serves channel requests until openvpn exits, the channel ends, or the service stops.
+/// When the service stops, openvpn gets SIGTERM and the channel is still served, so that
+/// its down sequence (`route-pre-down`, `down`, the config's own scripts) runs to the end,
+/// for at most [`STOP_GRACE`]; then it is killed.
 async fn serve_channel<N: Network>(
     shared: &Shared<N>,
     conn: &UnixSeqpacket,
-    child: &mut Child,
+    child: &mut Openvpn,
     channel: &UnixSeqpacket,
     net: &mut N::Session,
 ) -> End {
@@ -613,9 +640,16 @@ async fn serve_channel<N: Network>(
     let mut buf = vec![0u8; codec.max_request_size() + 1];
     let mut client_buf = [0u8; 64];
     let mut client_open = true;
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
     loop {
+        let deadline = stopping.unwrap_or(far);
         tokio::select! {
             status = child.wait() => {
+                if stopping.is_some() {
+                    info!("openvpn ended its down sequence after SIGTERM: {status:?}");
+                    return End::Shutdown;
+                }
                 return match status {
                     Ok(status) => End::Exited(status),
                     Err(e) => {
@@ -658,13 +692,22 @@ async fn serve_channel<N: Network>(
                     client_open = false;
                 }
             }
-            () = shared.shutdown.cancelled() => return End::Shutdown,
+            () = shared.shutdown.cancelled(), if stopping.is_none() => {
+                info!("the service is stopping: SIGTERM to openvpn, whose down sequence is still served for up to {STOP_GRACE:?}");
+                child.terminate().await;
+                stopping = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            () = tokio::time::sleep_until(deadline), if stopping.is_some() => {
+                info!("openvpn still runs {STOP_GRACE:?} after SIGTERM; killing it");
+                child.kill_and_reap().await;
+                return End::Shutdown;
+            }
         }
     }
 }
 
 /// Ends openvpn as the reason requires and returns the late reply to send, if any.
-async fn finish(child: &mut Child, end: End) -> Option<Reply> {
+async fn finish(child: &mut Openvpn, end: End) -> Option<Reply> {
     let status = match end {
         End::Exited(status) => status,
         End::ChannelEnded => {
@@ -672,29 +715,13 @@ async fn finish(child: &mut Child, end: End) -> Option<Reply> {
                 status
             } else {
                 info!("openvpn still runs {GRACE:?} after its channel ended; killing it");
-                kill_and_reap(child).await;
+                child.kill_and_reap().await;
                 return None;
             }
         }
-        End::Shutdown => {
-            if let Some(pid) = child.id() {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-            if let Ok(Ok(status)) = tokio::time::timeout(GRACE, child.wait()).await {
-                info!("openvpn ended on SIGTERM: {status}");
-            } else {
-                info!("openvpn still runs {GRACE:?} after SIGTERM; killing it");
-                kill_and_reap(child).await;
-            }
-            return None;
-        }
+        End::Shutdown => return None,
     };
     exit_reply(status)
-}
-
-async fn kill_and_reap(child: &mut Child) {
-    let _ = child.start_kill();
-    let _ = child.wait().await;
 }
 
 /// The `0x20000000` reply for a non-zero exit (a signal counts as 128 + its number).

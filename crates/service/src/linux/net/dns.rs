@@ -1,7 +1,9 @@
 //! DNS backends (design §4): systemd-resolved over D-Bus, `resolvconf`, or `resolv.conf`
-//! itself. The choice is made once at start ([`detect`]); how to take a session's settings
-//! back is written in its journal ([`DnsUndo`]), so a later run can undo them whatever it
-//! detects itself.
+//! itself. With `dns_backend = "auto"` the choice ([`detect`]) is made at start and made
+//! again for each session's DNS while it is not systemd-resolved: at boot the service may
+//! start before the system bus (it once settled on resolvconf for good that way). How to
+//! take a session's settings back is written in its journal ([`DnsUndo`]), so each session
+//! is undone by its own backend, and a later run can undo them whatever it detects itself.
 
 use std::io;
 use std::net::IpAddr;
@@ -17,10 +19,13 @@ use openvpnserv_settings::DnsBackend;
 const RESOLVE1: &str = "org.freedesktop.resolve1";
 
 /// Where the DNS backends act.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct DnsConfig {
-    /// The chosen backend.
-    pub(crate) backend: Backend,
+    /// The backend chosen last.
+    pub(crate) backend: std::sync::Mutex<Backend>,
+    /// Whether to look again ([`DnsConfig::choose`]): `dns_backend = "auto"` on the real
+    /// system.
+    pub(crate) redetect: bool,
     /// The file the direct backend rewrites.
     pub(crate) resolv_conf: PathBuf,
     /// Where the direct backend keeps its backups.
@@ -116,9 +121,37 @@ pub(crate) async fn detect(setting: DnsBackend) -> Backend {
 }
 
 impl DnsConfig {
-    /// How this backend's settings on `tun` for session `id` are taken back.
-    pub(crate) fn undo_for(&self, tun: &Tun, id: u64) -> Option<DnsUndo> {
-        match self.backend {
+    /// The backend chosen last.
+    pub(crate) fn current(&self) -> Backend {
+        *self
+            .backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The backend for a session's DNS: systemd-resolved once found stays; anything else is
+    /// asked again, so that a bus (and resolved) that came up after the service is used.
+    pub(crate) async fn choose(&self) -> Backend {
+        let now = self.current();
+        if !self.redetect || now == Backend::Resolved {
+            return now;
+        }
+        let found = detect(DnsBackend::Auto).await;
+        if found != now {
+            tracing::info!(
+                "DNS backend is now {found:?} (was {now:?}): it appeared after the service started"
+            );
+            *self
+                .backend
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = found;
+        }
+        found
+    }
+
+    /// How `backend`'s settings on `tun` for session `id` are taken back.
+    pub(crate) fn undo_for(&self, backend: Backend, tun: &Tun, id: u64) -> Option<DnsUndo> {
+        match backend {
             Backend::Resolved => Some(DnsUndo::Resolved {
                 ifindex: tun.ifindex,
             }),
@@ -190,6 +223,12 @@ pub(crate) async fn apply(undo: &DnsUndo, tun: &Tun, state: &DnsState) -> io::Re
             Ok(())
         }
         DnsUndo::Resolvconf { name } => {
+            // No server left (openvpn removes its DNS settings one kind at a time on
+            // disconnect): a record without servers is no record, and `resolvconf -a`
+            // refuses it (systemd's resolvconf: "No DNS servers specified"). Remove it.
+            if state.servers().next().is_none() {
+                return resolvconf(&["-d", name], None).await;
+            }
             let text = state.resolv_conf(&format!("openvpnserv: {}", tun.name));
             resolvconf(&["-a", name], Some(&text)).await
         }

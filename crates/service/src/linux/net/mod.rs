@@ -72,8 +72,13 @@ pub const HOOK_NAME: &str = "openvpnserv-hook";
 pub struct NetConfig {
     /// Instance id (part of every name we create).
     pub instance: String,
-    /// Where journals, backups and device nodes live: `/run/openvpn<id>/`.
+    /// Where journals and backups live: `/run/openvpn<id>/`.
     pub run_dir: PathBuf,
+    /// Where the sessions' private tun device nodes live: `/dev/openvpn<id>/`. Not under
+    /// the run directory: systemd mounts `/run` with `nodev`, where no device node can be
+    /// opened (every session then failed with "Cannot open TUN/TAP dev … Permission
+    /// denied"); `/dev` is the one file system made to hold device nodes.
+    pub device_dir: PathBuf,
     /// The hook openvpn runs.
     pub hook_path: PathBuf,
     /// The openvpn executable (to detect `--iproute` support).
@@ -99,6 +104,7 @@ impl NetConfig {
         Self {
             instance: instance.id().to_owned(),
             run_dir: PathBuf::from(instance.run_dir()),
+            device_dir: PathBuf::from(format!("/dev/openvpn{}", instance.id())),
             hook_path,
             openvpn: PathBuf::from(&settings.exe_path),
             dns_backend: settings.dns_backend,
@@ -153,7 +159,11 @@ impl LinuxNetwork {
             hook = %config.hook_path.display(),
             "network layer started"
         );
-        let net = LinuxNetwork::with_os(System::connect()?, config, backend, None);
+        let redetect = config.dns_backend == DnsBackend::Auto;
+        let mut net = LinuxNetwork::with_os(System::connect()?, config, backend, None);
+        if let Some(shared) = Arc::get_mut(&mut net.shared) {
+            shared.dns.redetect = redetect;
+        }
         // Early, so that the log says which openvpn it is before the first session.
         net.shared.builds.get(&net.shared.config.openvpn).await;
         Ok(net)
@@ -169,7 +179,8 @@ impl<O: NetOs> LinuxNetwork<O> {
             shared: Arc::new(Shared {
                 os,
                 dns: dns::DnsConfig {
-                    backend,
+                    backend: std::sync::Mutex::new(backend),
+                    redetect: false,
                     resolv_conf: config.resolv_conf.clone(),
                     run_dir: config.run_dir.clone(),
                 },
@@ -181,9 +192,9 @@ impl<O: NetOs> LinuxNetwork<O> {
         }
     }
 
-    /// The DNS backend in use.
+    /// The DNS backend chosen last.
     pub fn dns_backend(&self) -> Backend {
-        self.shared.dns.backend
+        self.shared.dns.current()
     }
 
     fn ensure_run_dir(&self) -> io::Result<()> {
@@ -274,7 +285,7 @@ impl<O: NetOs> LinuxNetwork<O> {
         let node = if self.shared.os.clone_device_open_to_users() {
             None
         } else {
-            let path = self.shared.config.run_dir.join(format!("tun-{}", s.id));
+            let path = self.shared.config.device_dir.join(format!("tun-{}", s.id));
             let seq = s
                 .begin(Change::DeviceNode {
                     path: path.display().to_string(),

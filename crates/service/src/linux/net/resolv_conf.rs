@@ -14,7 +14,9 @@
 //! Readers of `/etc/resolv.conf` (every resolver in every process) must see the old content or
 //! the new, never an empty or half-written file. So the file is replaced by rename: a
 //! temporary file beside it (beside the target, when it is a symlink), then `rename(2)`.
-//! Where the file is a mount point (a bind mount, as in containers), rename cannot replace it;
+//! Where the file is a mount point (a bind mount, as in containers, or the service's sandbox,
+//! which opens only the file for writing) or its directory is read-only, rename cannot
+//! replace it;
 //! then the new content is written in place with one `write(2)` at offset 0, padded with
 //! blank lines to at least the old length, so that no truncation is needed and a reader sees
 //! the old lines or the new ones (blank lines mean nothing to a resolver).
@@ -76,6 +78,14 @@ fn show(path: &Path, bytes: &[u8]) -> io::Result<()> {
         });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
+        // No file may be made beside it (a read-only /etc where the service's sandbox opens
+        // only resolv.conf itself): in place, then.
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::EROFS | libc::EACCES | libc::EPERM)
+        ) {
+            return write_in_place(&target, bytes);
+        }
         return Err(e);
     }
     match fs::rename(&tmp, &target) {

@@ -178,7 +178,7 @@ impl<O: NetOs> LinuxSession<O> {
             tun: &self.tun,
             journal: &self.journal,
             dns: &self.dns,
-            caps: self.shared.dns.backend.caps(),
+            caps: self.shared.dns.current().caps(),
         };
         // Most requests never need the kernel's path to a host; look it up only when the
         // policy asked for it.
@@ -269,7 +269,8 @@ impl<O: NetOs> LinuxSession<O> {
         let seq = if let Some(seq) = live {
             seq
         } else {
-            let Some(u) = self.shared.dns.undo_for(&self.tun, self.id) else {
+            let backend = self.shared.dns.choose().await;
+            let Some(u) = self.shared.dns.undo_for(backend, &self.tun, self.id) else {
                 info!(
                     session = self.id,
                     "DNS settings ignored: dns_backend is none"

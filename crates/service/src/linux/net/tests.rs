@@ -222,6 +222,7 @@ impl Setup {
         let config = NetConfig {
             instance: "t".into(),
             run_dir: run_dir.clone(),
+            device_dir: run_dir.join("dev"),
             hook_path: "/usr/sbin/openvpnserv-hook".into(),
             openvpn: "/usr/sbin/openvpn".into(),
             dns_backend: DnsBackend::Auto,
@@ -308,7 +309,7 @@ async fn connect_then_openvpn_killed_transcript() {
     let s = Setup::new("transcript");
     let (mut session, args) = s.net.prepare(&info()).await.unwrap();
     let tun = session.tun.name.clone();
-    let node = s.run_dir.join("tun-1").display().to_string();
+    let node = s.run_dir.join("dev/tun-1").display().to_string();
     let hook = "/usr/sbin/openvpnserv-hook";
     let want_args: Vec<String> = [
         "--dev",

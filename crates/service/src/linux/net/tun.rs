@@ -2,7 +2,7 @@
 //! node (design §2).
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
@@ -26,15 +26,39 @@ pub(crate) fn clone_device_open_to_users() -> bool {
     std::fs::metadata(CLONE_DEVICE).is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
 }
 
-/// Creates a tun device node at `path`, owned by the user and private to them.
+/// Creates a tun device node at `path`, owned by the user and private to them, and its
+/// directory (root, 0755) if needed.
 pub(crate) fn create_node(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     remove_node(path)?;
-    mknod(
-        path,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o600),
-        makedev(TUN_MAJOR, TUN_MINOR),
-    )?;
+    let make = || {
+        mknod(
+            path,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            makedev(TUN_MAJOR, TUN_MINOR),
+        )
+    };
+    match make() {
+        Ok(()) => {}
+        // The directory goes with the last node (below); make it again.
+        Err(nix::errno::Errno::ENOENT) => {
+            let Some(dir) = path.parent() else {
+                return Err(io::Error::from(nix::errno::Errno::ENOENT));
+            };
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(dir)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            make()?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     chown(path, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
     Ok(())
 }
@@ -43,7 +67,13 @@ pub(crate) fn create_node(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 pub(crate) fn remove_node(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_char_device() && m.rdev() == makedev(TUN_MAJOR, TUN_MINOR) => {
-            std::fs::remove_file(path)
+            std::fs::remove_file(path)?;
+            // The directory goes when its last node does (fails harmlessly while others
+            // remain), so that a stopped service leaves nothing in /dev.
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            Ok(())
         }
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
