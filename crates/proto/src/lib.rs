@@ -5,6 +5,7 @@
 //! * [`channel`]: the openvpn-msg requests and acknowledgements exchanged with openvpn over
 //!   the per-session channel (spec §5), for both architectures and both numberings.
 //! * [`codes`]: the error codes those formats carry.
+//! * [`control`]: our control protocol on Linux (list, status, stop, log of connections).
 //!
 //! Every decoder here is total: any byte string yields a value or a typed error, never a panic
 //! and never a read past its input.
@@ -12,6 +13,7 @@
 
 pub mod channel;
 pub mod codes;
+pub mod control;
 pub mod reply;
 pub mod startup;
 mod utf16;
