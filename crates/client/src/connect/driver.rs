@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use zeroize::Zeroize;
 
+use super::backoff::Backoff;
 use super::event::Event;
 use super::options::LaunchPlan;
 use super::outcome::Outcome;
@@ -124,6 +125,7 @@ pub async fn run<T: Transport>(
     // openvpn opens its management port soon after start; meanwhile it may die (a late
     // error from the service) or the user may give up.
     let deadline = Instant::now() + options.management_connect;
+    let mut backoff = Backoff::new();
     let stream = loop {
         tokio::select! {
             event = service.next_event(), if service_open => {
@@ -141,7 +143,7 @@ pub async fn run<T: Transport>(
                 }
                 break None;
             }
-            connected = connect_once(plan) => {
+            connected = connect_once(plan, &mut backoff) => {
                 if let Some(stream) = connected {
                     break Some(stream);
                 }
@@ -212,11 +214,15 @@ fn start_failed(report: &mut Reporter<'_>, e: &StartError) -> Outcome {
     report.finish(outcome, e.to_string())
 }
 
-async fn connect_once(plan: &LaunchPlan) -> Option<TcpStream> {
+/// One attempt to reach the management port; after a failure it waits as `backoff` says
+/// (no fixed sleep: the port is found within a few milliseconds of openvpn opening it).
+/// Whatever answers is checked before anything is sent (the listener's owner, then the
+/// password prompt), however soon it is reached.
+async fn connect_once(plan: &LaunchPlan, backoff: &mut Backoff) -> Option<TcpStream> {
     if let Ok(stream) = TcpStream::connect(plan.management).await {
         return Some(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(backoff.next_delay()).await;
     None
 }
 

@@ -5,8 +5,10 @@
 //! * [`session`]: the management conversation, sans-IO;
 //! * [`outcome`]: how the command ends (exit codes);
 //! * [`event`]: what is reported (terminal or JSON);
+//! * [`backoff`]: how often to try the management port while openvpn starts;
 //! * [`driver`]: the loop that joins the service, the management socket, the user and Ctrl-C.
 
+pub mod backoff;
 pub mod driver;
 pub mod event;
 pub mod options;
