@@ -20,7 +20,7 @@ fn record(event: &Event) -> Value {
 #[test]
 fn every_event_kind_matches() {
     let some = || Some("x".to_owned());
-    let mut events = vec![
+    let events = vec![
         Event::ServiceConnected {
             endpoint: "/run/openvpn/service".into(),
         },
@@ -103,15 +103,13 @@ fn every_event_kind_matches() {
             message: "w".into(),
         },
     ];
-    for outcome in Outcome::ALL {
-        events.push(Event::Exit {
-            code: outcome.code(),
-            outcome: outcome.name(),
-            message: "m".into(),
-        });
-    }
+    assert_all_match(&events);
+}
+
+/// Each event's record satisfies the schema.
+fn assert_all_match(events: &[Event]) {
     let validator = validator();
-    for event in &events {
+    for event in events {
         let value = record(event);
         let errors: Vec<String> = validator
             .iter_errors(&value)
@@ -122,11 +120,47 @@ fn every_event_kind_matches() {
 }
 
 #[test]
+fn the_events_of_start_and_restart_and_every_exit_match() {
+    let mut events = vec![
+        Event::Connection {
+            name: "work-2".into(),
+            pid: 4711,
+        },
+        Event::Restarting {
+            name: "work".into(),
+            config: "/etc/openvpn/client/work.conf".into(),
+        },
+    ];
+    let every =
+        Outcome::ALL
+            .into_iter()
+            .chain([Outcome::Connected, Outcome::NotFound, Outcome::Forbidden]);
+    for outcome in every {
+        events.push(Event::Exit {
+            code: outcome.code(),
+            outcome: outcome.name(),
+            message: "m".into(),
+            openvpn_log: None,
+        });
+    }
+    events.push(Event::Exit {
+        code: Outcome::OpenvpnFailed.code(),
+        outcome: Outcome::OpenvpnFailed.name(),
+        message: "openvpn exited with error code 1".into(),
+        openvpn_log: Some(vec!["Options error: Unrecognized option".into()]),
+    });
+    assert_all_match(&events);
+}
+
+#[test]
 fn malformed_records_are_rejected() {
     let validator = validator();
     for bad in [
         json!({"event": "exit", "elapsed_ms": 1, "code": 0, "outcome": "refused", "message": ""}),
         json!({"event": "exit", "elapsed_ms": 1, "code": 2, "outcome": "local_error", "message": ""}),
+        json!({"event": "exit", "elapsed_ms": 1, "code": 0, "outcome": "forbidden", "message": ""}),
+        json!({"event": "exit", "elapsed_ms": 1, "code": 6, "outcome": "openvpn_failed", "message": "", "openvpn_log": "one string"}),
+        json!({"event": "connection", "elapsed_ms": 1, "name": "", "pid": 5}),
         json!({"event": "state", "elapsed_ms": 1, "state": "WAIT"}),
         json!({"event": "started", "elapsed_ms": 1, "pid": 0, "management": "127.0.0.1:1"}),
         json!({"event": "started", "elapsed_ms": 1, "pid": 5, "management": "0.0.0.0:1"}),

@@ -14,6 +14,7 @@ use super::event::Event;
 use super::options::LaunchPlan;
 use super::outcome::Outcome;
 use super::owner::Owner;
+use super::registry::{with_log_tail, Registry, LOG_TAIL_LINES};
 use super::session::{
     Action, Answer, NeedAnswer, PromptError, PromptRequest, Session, SessionConfig,
 };
@@ -60,6 +61,11 @@ pub struct RunOptions {
     pub exit_wait: Duration,
     /// Credentials and prompting.
     pub session: SessionConfig,
+    /// `iservice start`: once CONNECTED, leave openvpn running and end (see
+    /// [`Session::detach`]).
+    pub detach: bool,
+    /// Where the connection's name and openvpn's last lines come from, if anywhere.
+    pub registry: Option<Arc<dyn Registry>>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +76,8 @@ impl Default for RunOptions {
             stop_wait: Duration::from_secs(30),
             exit_wait: Duration::from_secs(5),
             session: SessionConfig::default(),
+            detach: false,
+            registry: None,
         }
     }
 }
@@ -85,12 +93,61 @@ impl Reporter<'_> {
     }
 
     fn finish(&mut self, outcome: Outcome, message: String) -> Outcome {
+        self.finish_with_log(outcome, message, None)
+    }
+
+    fn finish_with_log(
+        &mut self,
+        outcome: Outcome,
+        message: String,
+        openvpn_log: Option<Vec<String>>,
+    ) -> Outcome {
         self.emit(&Event::Exit {
             code: outcome.code(),
             outcome: outcome.name(),
             message,
+            openvpn_log,
         });
         outcome
+    }
+
+    /// The end of a run once openvpn was started: `start` names the connection; a failure
+    /// carries openvpn's last lines.
+    async fn conclude(
+        &mut self,
+        options: &RunOptions,
+        pid: u32,
+        outcome: Outcome,
+        message: String,
+    ) -> Outcome {
+        let Some(registry) = &options.registry else {
+            return self.finish(outcome, message);
+        };
+        match outcome {
+            Outcome::Connected => {
+                let Some(name) = registry.name_of(pid).await else {
+                    return self.finish(outcome, message);
+                };
+                self.emit(&Event::Connection {
+                    name: name.clone(),
+                    pid,
+                });
+                self.finish(
+                    outcome,
+                    format!(
+                        "{name} is connected; openvpn goes on without iservice (`iservice stop {name}` disconnects it)"
+                    ),
+                )
+            }
+            Outcome::OpenvpnFailed => match registry.log_tail(pid, LOG_TAIL_LINES).await {
+                Some(lines) => {
+                    let message = with_log_tail(&message, &lines);
+                    self.finish_with_log(outcome, message, Some(lines))
+                }
+                None => self.finish(outcome, message),
+            },
+            _ => self.finish(outcome, message),
+        }
     }
 }
 
@@ -148,15 +205,15 @@ pub async fn run<T: Transport>(
                     break Some(stream);
                 }
                 if Instant::now() >= deadline {
-                    return report.finish(
-                        Outcome::OpenvpnFailed,
-                        format!(
-                            "openvpn (process {}) did not open its management interface on {} within {} s",
-                            service.pid(),
-                            plan.management,
-                            options.management_connect.as_secs()
-                        ),
+                    let message = format!(
+                        "openvpn (process {}) did not open its management interface on {} within {} s",
+                        service.pid(),
+                        plan.management,
+                        options.management_connect.as_secs()
                     );
+                    return report
+                        .conclude(options, service.pid(), Outcome::OpenvpnFailed, message)
+                        .await;
                 }
             }
         }
@@ -184,13 +241,17 @@ pub async fn run<T: Transport>(
             options,
         )
         .await;
-        if service_open {
+        // A detached openvpn goes on: its service connection is simply dropped (the
+        // service keeps the session when its client leaves).
+        if service_open && !session.facts().detached {
             wait_for_close(&mut service, &mut session, &mut report, options.exit_wait).await;
         }
     }
     drain(&mut session, &mut report);
     let (outcome, message) = session.facts().outcome();
-    report.finish(outcome, message)
+    report
+        .conclude(options, service.pid(), outcome, message)
+        .await
 }
 
 fn start_failed(report: &mut Reporter<'_>, e: &StartError) -> Outcome {
@@ -283,6 +344,9 @@ async fn converse<T: Transport>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut stop_deadline: Option<tokio::time::Instant> = None;
     loop {
+        if options.detach {
+            session.detach();
+        }
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => {

@@ -138,6 +138,21 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// `iservice start`: the name the service gave the connection (for `status`, `stop`,
+    /// `log`, `restart`).
+    Connection {
+        /// The connection's name.
+        name: String,
+        /// openvpn's process id.
+        pid: u32,
+    },
+    /// `iservice restart`: the connection's previous openvpn has exited; the new one starts.
+    Restarting {
+        /// The connection's name.
+        name: String,
+        /// The config it is started with again.
+        config: String,
+    },
     /// The last event: how the command ends.
     Exit {
         /// The process exit code.
@@ -146,6 +161,11 @@ pub enum Event {
         outcome: &'static str,
         /// A sentence for people.
         message: String,
+        /// When openvpn failed: the last lines it wrote (at most
+        /// [`super::LOG_TAIL_LINES`]), from the service's log of the connection (Linux) or
+        /// the log file (Windows); absent when they could not be read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        openvpn_log: Option<Vec<String>>,
     },
 }
 

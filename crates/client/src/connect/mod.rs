@@ -5,6 +5,7 @@
 //! * [`session`]: the management conversation, sans-IO;
 //! * [`outcome`]: how the command ends (exit codes);
 //! * [`event`]: what is reported (terminal or JSON);
+//! * [`registry`]: the connection's name and openvpn's last lines (control socket, log file);
 //! * [`backoff`]: how often to try the management port while openvpn starts;
 //! * [`driver`]: the loop that joins the service, the management socket, the user and Ctrl-C.
 
@@ -14,6 +15,7 @@ pub mod event;
 pub mod options;
 pub mod outcome;
 pub mod owner;
+pub mod registry;
 pub mod session;
 mod signal;
 
@@ -21,6 +23,7 @@ pub use driver::{run, Prompter, RunOptions, Sink};
 pub use event::{Event, Record, EVENTS_SCHEMA};
 pub use options::{LaunchPlan, PasswordSource, PlanError};
 pub use outcome::{Facts, Outcome};
+pub use registry::{Registry, LOG_TAIL_LINES};
 pub use session::{
     Action, Answer, AuthFileError, Credentials, NeedAnswer, PromptError, PromptRequest, Session,
     SessionConfig,

@@ -17,10 +17,18 @@ pub enum Outcome {
     OpenvpnFailed,
     /// 7: interrupted (Ctrl-C) before the connection was up.
     Interrupted,
+    /// 0 (`iservice start`): connected, and openvpn goes on without the command.
+    Connected,
+    /// 8 (`restart`, `status`, `stop`, `log`): no connection by that name among the
+    /// caller's.
+    NotFound,
+    /// 9 (`restart`, `status`, `stop`, `log`): the connection belongs to another user.
+    Forbidden,
 }
 
 impl Outcome {
-    /// Every outcome, in exit-code order.
+    /// Every outcome of `iservice connect`, in exit-code order (`iservice start` ends with
+    /// [`Outcome::Connected`] instead of [`Outcome::Disconnected`]).
     pub const ALL: [Outcome; 7] = [
         Self::Disconnected,
         Self::LocalError,
@@ -34,13 +42,15 @@ impl Outcome {
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
-            Self::Disconnected => 0,
+            Self::Disconnected | Self::Connected => 0,
             Self::LocalError => 1,
             Self::ServiceUnavailable => 3,
             Self::Refused => 4,
             Self::AuthFailed => 5,
             Self::OpenvpnFailed => 6,
             Self::Interrupted => 7,
+            Self::NotFound => 8,
+            Self::Forbidden => 9,
         }
     }
 
@@ -54,6 +64,9 @@ impl Outcome {
             Self::AuthFailed => "auth_failed",
             Self::OpenvpnFailed => "openvpn_failed",
             Self::Interrupted => "interrupted",
+            Self::Connected => "connected",
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
         }
     }
 }
@@ -76,6 +89,8 @@ pub struct Facts {
     /// A management-interface failure (wrong password, impostor, protocol, or a question
     /// of openvpn's that could not be answered).
     pub management_error: Option<String>,
+    /// `iservice start` left openvpn running once it was connected.
+    pub detached: bool,
 }
 
 impl Facts {
@@ -111,6 +126,12 @@ impl Facts {
         }
         if let Some(error) = &self.service_error {
             return (Outcome::OpenvpnFailed, error.clone());
+        }
+        if self.detached && self.connected {
+            return (
+                Outcome::Connected,
+                "connected; openvpn goes on without iservice".into(),
+            );
         }
         if self.connected {
             let how = if self.interrupted {

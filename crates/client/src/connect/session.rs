@@ -159,7 +159,8 @@ pub enum Action {
     Need(NeedRequest),
     /// Report an event.
     Emit(Event),
-    /// Close the management connection: the peer cannot be trusted or used.
+    /// Close the management connection: the peer cannot be trusted or used, or (`start`)
+    /// openvpn was told to go on alone.
     Disconnect,
 }
 
@@ -206,6 +207,7 @@ pub struct Session {
     authenticated: bool,
     prompted: bool,
     stop_sent: bool,
+    detaching: bool,
     auth_failures: u32,
     auth_file_used: bool,
     asking: Option<Question>,
@@ -226,6 +228,7 @@ impl Session {
             authenticated: false,
             prompted: false,
             stop_sent: false,
+            detaching: false,
             auth_failures: 0,
             auth_file_used: false,
             asking: None,
@@ -267,6 +270,22 @@ impl Session {
                 }),
             }
         }
+    }
+
+    /// `iservice start`, once connected: tell openvpn never to hold again (a restart after
+    /// the command left would otherwise wait for a management client for ever), then close
+    /// the management connection when openvpn confirms. openvpn goes on alone.
+    pub fn detach(&mut self) {
+        if self.detaching || self.stop_sent || !self.authenticated || !self.facts.connected {
+            return;
+        }
+        self.detaching = true;
+        self.command("hold off", &Command::HoldOff);
+    }
+
+    /// Whether [`Session::detach`] was asked.
+    pub fn detaching(&self) -> bool {
+        self.detaching
     }
 
     /// The user pressed Ctrl-C (or the command got SIGTERM).
@@ -455,6 +474,18 @@ impl Session {
 
     fn reply(&mut self, reply: &Reply) {
         let label = self.sent.pop_front().unwrap_or("command");
+        if label == "hold off" && !self.stop_sent {
+            if let ReplyStatus::Error(text) = &reply.status {
+                // The hold was released already, which openvpn remembers across restarts;
+                // only an explicit `hold` command would bring it back.
+                self.emit(Event::Warning {
+                    message: format!("openvpn refused `hold off`: {text}"),
+                });
+            }
+            self.facts.detached = true;
+            self.out.push_back(Action::Disconnect);
+            return;
+        }
         if let ReplyStatus::Error(text) = &reply.status {
             self.emit(Event::Warning {
                 message: format!("openvpn refused `{label}`: {text}"),

@@ -38,6 +38,9 @@ impl Signal {
 pub enum Command<'a> {
     /// `hold release`: let openvpn start (or continue after a restart).
     HoldRelease,
+    /// `hold off`: openvpn never holds again (at a restart it goes on without waiting for a
+    /// management client; what `iservice start` sets before it leaves).
+    HoldOff,
     /// `state on all`: the state history, then real-time state notifications.
     StateOnAll,
     /// `log on all`: the cached log, then real-time log notifications.
@@ -84,6 +87,7 @@ impl std::fmt::Debug for Command<'_> {
             Self::Password { kind, .. } => write!(f, "Password {{ kind: {kind:?}, .. }}"),
             Self::Username { kind, .. } => write!(f, "Username {{ kind: {kind:?}, .. }}"),
             Self::HoldRelease => f.write_str("HoldRelease"),
+            Self::HoldOff => f.write_str("HoldOff"),
             Self::StateOnAll => f.write_str("StateOnAll"),
             Self::LogOnAll => f.write_str("LogOnAll"),
             Self::ByteCount(n) => write!(f, "ByteCount({n})"),
@@ -110,6 +114,7 @@ impl Command<'_> {
         let mut out = Zeroizing::new(Vec::with_capacity(64));
         let expect = match self {
             Self::HoldRelease => plain(&mut out, "hold release", Expect::Status),
+            Self::HoldOff => plain(&mut out, "hold off", Expect::Status),
             Self::StateOnAll => plain(&mut out, "state on all", Expect::StatusThenLines),
             Self::LogOnAll => plain(&mut out, "log on all", Expect::StatusThenLines),
             Self::ByteCount(n) => plain(&mut out, &format!("bytecount {n}"), Expect::Status),

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::{ConnectError, MAX_MESSAGE};
+use super::ConnectError;
 
 /// Writes `message` as one message once the connection is writable.
 pub(super) async fn send_message<R, F, W>(
@@ -30,9 +30,10 @@ where
     }
 }
 
-/// Reads one message once the connection is readable; `None` at the end of the connection.
-/// The service never sends an empty message, so 0 bytes is the end.
+/// Reads one message of at most `max` bytes once the connection is readable; `None` at the
+/// end of the connection. The service never sends an empty message, so 0 bytes is the end.
 pub(super) async fn recv_message<R, F, T>(
+    max: usize,
     mut readable: R,
     mut try_read: T,
 ) -> io::Result<Option<Vec<u8>>>
@@ -41,12 +42,12 @@ where
     F: Future<Output = io::Result<()>>,
     T: FnMut(&mut [u8]) -> io::Result<usize>,
 {
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut buf = vec![0u8; max + 1];
     loop {
         readable().await?;
         match try_read(&mut buf) {
             Ok(0) => return Ok(None),
-            Ok(n) if n > MAX_MESSAGE => return Err(oversized()),
+            Ok(n) if n > max => return Err(oversized()),
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(Some(buf));
@@ -65,7 +66,7 @@ where
     }
 }
 
-/// The error for a message longer than [`MAX_MESSAGE`].
+/// The error for a message longer than allowed ([`super::MAX_MESSAGE`] for the service socket).
 pub(super) fn oversized() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,

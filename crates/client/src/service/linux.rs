@@ -10,7 +10,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::UnixStream;
 
 use super::framing::{recv_message, retry_while_busy, send_message};
-use super::{ConnectError, Transport};
+use super::{ConnectError, Transport, MAX_MESSAGE};
 
 /// A connected seqpacket socket.
 ///
@@ -21,12 +21,23 @@ use super::{ConnectError, Transport};
 #[derive(Debug)]
 pub struct SeqpacketTransport {
     socket: UnixStream,
+    max: usize,
 }
 
 impl SeqpacketTransport {
     /// Connects to the service socket at `path`, waiting up to `timeout` while its backlog
     /// is full. Needs a Tokio runtime with I/O enabled.
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Self, ConnectError> {
+        Self::connect_with_limit(path, timeout, MAX_MESSAGE).await
+    }
+
+    /// The same for a socket whose messages may be up to `max` bytes (the control socket's
+    /// responses are larger than the service socket's replies).
+    pub async fn connect_with_limit(
+        path: &Path,
+        timeout: Duration,
+        max: usize,
+    ) -> Result<Self, ConnectError> {
         let endpoint = path.display().to_string();
         let io_error = |source| ConnectError::Io {
             endpoint: endpoint.clone(),
@@ -41,7 +52,7 @@ impl SeqpacketTransport {
                 Ok(()) => {
                     let std = std::os::unix::net::UnixStream::from(OwnedFd::from(socket));
                     let socket = UnixStream::from_std(std).map_err(io_error)?;
-                    Ok(Some(Self { socket }))
+                    Ok(Some(Self { socket, max }))
                 }
                 // A full backlog: the service is alive but has not accepted yet.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -76,6 +87,6 @@ impl Transport for SeqpacketTransport {
 
     async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
         let socket = &self.socket;
-        recv_message(|| socket.readable(), |buf| socket.try_read(buf)).await
+        recv_message(self.max, || socket.readable(), |buf| socket.try_read(buf)).await
     }
 }

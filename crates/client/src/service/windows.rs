@@ -137,6 +137,7 @@ impl Transport for PipeTransport {
     async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
         let pipe = &self.pipe;
         recv_message(
+            super::MAX_MESSAGE,
             || pipe.readable(),
             |buf| match pipe.try_read(buf) {
                 // A message longer than the buffer.

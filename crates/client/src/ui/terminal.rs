@@ -194,6 +194,12 @@ impl crate::connect::Sink for TerminalSink {
                 self.set_status("disconnecting".to_owned());
             }
             Event::Warning { message } => self.stamp(&format!("warning: {message}")),
+            Event::Connection { name, pid } => {
+                self.stamp(&format!("connection {name} (openvpn process {pid})"));
+            }
+            Event::Restarting { name, config } => self.stamp(&format!(
+                "{name}: the previous openvpn has exited; starting {config} again"
+            )),
             Event::Exit { code, message, .. } => {
                 if let Some(bar) = self.spinner.take() {
                     bar.finish_and_clear();
