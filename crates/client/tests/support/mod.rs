@@ -247,10 +247,16 @@ pub fn connect_states() -> String {
     .concat()
 }
 
-/// The `iservice` binary under test.
+/// The `iservice` binary under test: `connect ARGS`.
 pub fn iservice(socket: &Path, runtime_dir: &Path, args: &[&str]) -> Command {
+    iservice_sub("connect", socket, runtime_dir, args)
+}
+
+/// `iservice SUBCOMMAND ARGS` (connect, start) against the fake service at `socket` (its
+/// control socket, if any, is `control` next to it).
+pub fn iservice_sub(sub: &str, socket: &Path, runtime_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_iservice"));
-    cmd.arg("connect")
+    cmd.arg(sub)
         .args(args)
         .arg("--socket")
         .arg(socket)
@@ -283,7 +289,17 @@ pub fn finish(child: Child) -> Output {
 
 /// The JSON lines of stdout, each checked against the shipped schema.
 pub fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
-    let schema: serde_json::Value = serde_json::from_str(iservice::connect::EVENTS_SCHEMA).unwrap();
+    lines_matching(iservice::connect::EVENTS_SCHEMA, stdout)
+}
+
+/// Every line of stdout, checked against the management commands' schema.
+pub fn command_objects(stdout: &[u8]) -> Vec<serde_json::Value> {
+    lines_matching(iservice::commands::output::COMMANDS_SCHEMA, stdout)
+}
+
+/// Every line of stdout as JSON, each checked against `schema`.
+fn lines_matching(schema: &str, stdout: &[u8]) -> Vec<serde_json::Value> {
+    let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
     String::from_utf8_lossy(stdout)
         .lines()
@@ -318,4 +334,104 @@ pub fn states(events: &[serde_json::Value]) -> Vec<String> {
         .filter(|e| e["event"] == "state")
         .map(|e| e["state"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A fake control socket: answers each request with what `answer` says, for any number of
+/// connections, and records the requests.
+pub struct FakeControl {
+    /// Its socket.
+    pub path: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<openvpnserv_proto::control::Request>>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+/// How the fake control socket answers.
+pub type Answer = Box<
+    dyn Fn(&openvpnserv_proto::control::Request) -> openvpnserv_proto::control::Response
+        + Send
+        + Sync,
+>;
+
+impl FakeControl {
+    /// A control socket in a directory of its own.
+    pub fn start(answer: Answer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut control = Self::at(dir.path().join("control"), answer);
+        control.dir = Some(dir);
+        control
+    }
+
+    /// A control socket at `path` (e.g. next to a fake service's socket).
+    pub fn at(path: PathBuf, answer: Answer) -> Self {
+        let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        listener.listen(8).unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            while let Ok((conn, _)) = listener.accept() {
+                let seen = seen.clone();
+                let answer = answer.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 8192];
+                    while let Ok(n) = (&conn).read_message(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        let Ok(request) = openvpnserv_proto::control::Request::decode(&buf[..n])
+                        else {
+                            return;
+                        };
+                        let response = answer(&request);
+                        seen.lock().unwrap().push(request);
+                        if conn.send(&response.encode()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            path,
+            requests,
+            dir: None,
+        }
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<openvpnserv_proto::control::Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A connection as the fake control socket reports it.
+pub fn connection(name: &str, pid: u32) -> openvpnserv_proto::control::Connection {
+    openvpnserv_proto::control::Connection {
+        name: name.to_owned(),
+        user: "alice".to_owned(),
+        uid: rustix::process::getuid().as_raw(),
+        config: format!("/etc/openvpn/client/{name}.conf"),
+        pid,
+        state: openvpnserv_proto::control::State::Connected,
+        since: 1,
+        state_since: 2,
+        tun: Some("ovs0".to_owned()),
+        addresses: vec!["10.8.0.2/24".to_owned(), "fd00:8::1000/64".to_owned()],
+        bytes_in: 1536,
+        bytes_out: 3 * 1024 * 1024,
+        exit_code: None,
+    }
+}
+
+/// `iservice ARGS --control-socket PATH`.
+pub fn manage(control: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iservice"));
+    cmd.args(args)
+        .arg("--control-socket")
+        .arg(control)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
