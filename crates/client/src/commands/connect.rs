@@ -2,7 +2,9 @@
 //! and follow the connection over its management interface; `connect` until it ends,
 //! `start` until it is up (then openvpn goes on alone).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(unix)]
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,10 +108,20 @@ pub async fn launch(config: &Path, args: &StartArgs, detach: bool, sink: &mut dy
             return fail(sink, Outcome::LocalError, why);
         }
     };
-    let plan = match LaunchPlan::new(config, password, source, management) {
+    let mut plan = match LaunchPlan::new(config, password, source, management) {
         Ok(plan) => plan,
         Err(e) => return fail(sink, Outcome::LocalError, e.to_string()),
     };
+    if let Some(log) = windows_log(config) {
+        // openvpn.exe writes its output there (as with the GUI's log folder), so that a
+        // failure can show openvpn's last lines without changing the pipe protocol.
+        plan.options.push_str(" --log ");
+        plan.options
+            .push_str(&crate::connect::options::quote_arg(&log.to_string_lossy()));
+        options.registry = Some(Arc::new(crate::connect::logfile::LogFileRegistry {
+            path: log,
+        }));
+    }
     let transport = match service::connect(&endpoint, options.timeouts.connect).await {
         Ok(t) => t,
         Err(e) => return fail(sink, Outcome::ServiceUnavailable, e.to_string()),
@@ -143,6 +155,18 @@ fn registry(args: &StartArgs) -> Option<Arc<dyn Registry>> {
 #[cfg(not(target_os = "linux"))]
 fn registry(_args: &StartArgs) -> Option<Arc<dyn Registry>> {
     None
+}
+
+/// Windows: `%LOCALAPPDATA%\\iservice\\log\\<name>.log`, its directory created; `None`
+/// elsewhere, or when there is no such directory (then openvpn logs where its config says).
+fn windows_log(config: &Path) -> Option<std::path::PathBuf> {
+    if !cfg!(windows) {
+        return None;
+    }
+    let base = std::path::PathBuf::from(std::env::var_os("LOCALAPPDATA")?);
+    let path = crate::connect::logfile::log_path(&base, config);
+    std::fs::create_dir_all(path.parent()?).ok()?;
+    Some(path)
 }
 
 /// A private file for the management password, removed (after being overwritten) when the

@@ -46,6 +46,7 @@ async fn restart(args: &RestartArgs, sink: &mut dyn Sink) -> Outcome {
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = args;
         fail(
             sink,
             Outcome::LocalError,

@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod driver;
 pub mod event;
+pub mod logfile;
 pub mod options;
 pub mod outcome;
 pub mod owner;
