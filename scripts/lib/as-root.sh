@@ -13,7 +13,7 @@ as_root() {
     local keep=(PATH="$PATH" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
         RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}")
     local name
-    for name in STAGES CHAOS_ROUNDS FAULT_SEED FUZZ_SECONDS BENCH_RUNS BENCH_SESSIONS \
+    for name in STAGES CHAOS_ROUNDS FAULT_SEED FUZZ_SECONDS BENCH_RUNS BENCH_SESSIONS BENCH_ROUNDS BENCH_WARMUP \
         OPENVPN OPENVPN_SERVER CARGO_INCREMENTAL; do
         [ -n "${!name+x}" ] && keep+=("$name=${!name}")
     done

@@ -6,6 +6,7 @@
 //! is removed when its guard drops, also when the test fails.
 #![cfg(target_os = "linux")]
 
+pub mod bench;
 pub mod faults;
 pub mod fixture;
 pub mod guest;

@@ -55,6 +55,8 @@ pub struct Setup {
     pub openvpn: Openvpn,
     /// More lines for the service's settings file.
     pub extra_settings: String,
+    /// The service's `RUST_LOG` (tests: `debug`; benchmarks: `info`, as in production).
+    pub log_level: &'static str,
 }
 
 impl Setup {
@@ -66,6 +68,7 @@ impl Setup {
             dns,
             openvpn: Openvpn::Real,
             extra_settings: String::new(),
+            log_level: "debug",
         }
     }
 }
@@ -163,6 +166,7 @@ impl Vpn {
             resolv_conf: resolv_conf.clone(),
             fake_bin,
             bus_address: bus.as_ref().map(|b| b.address.clone()),
+            log_level: setup.log_level,
         };
         let service = launcher.start(&dir);
         Self {
@@ -241,6 +245,34 @@ impl Vpn {
             &self.logs.join(format!("{name}.log")),
             extra,
         )
+    }
+
+    /// Writes a client config `name` with `extra` lines whose openvpn writes to stdout (no
+    /// `log` file): through the service, its output is then the connection's log.
+    pub fn config_to_stdout(&self, name: &str, extra: &str) -> PathBuf {
+        let path = self.config(name, extra);
+        let text = std::fs::read_to_string(&path).expect("read the config");
+        let mut kept = String::with_capacity(text.len());
+        for line in text.lines().filter(|l| !l.starts_with("log ")) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        let text = kept;
+        std::fs::write(&path, text).expect("write the config");
+        path
+    }
+
+    /// A private (0700) directory owned by the user, for `XDG_RUNTIME_DIR` (where
+    /// `iservice` puts the management password file).
+    pub fn runtime_dir(&self) -> PathBuf {
+        let runtime = self.dir.mkdir("runtime", 0o700);
+        nix::unistd::chown(
+            &runtime,
+            Some(nix::unistd::Uid::from_raw(self.user.uid)),
+            None,
+        )
+        .expect("chown the runtime directory");
+        runtime
     }
 
     /// The client log of config `name`.
@@ -367,6 +399,7 @@ struct Launcher {
     resolv_conf: PathBuf,
     fake_bin: PathBuf,
     bus_address: Option<String>,
+    log_level: &'static str,
 }
 
 impl Launcher {
@@ -403,7 +436,7 @@ impl Launcher {
         };
         cmd.arg(script).arg("sh").arg(program).args(args);
         let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.fake_bin.display());
-        cmd.env("RUST_LOG", "debug").env(
+        cmd.env("RUST_LOG", self.log_level).env(
             "PATH",
             if self.dns == Dns::FakeResolvconf {
                 path

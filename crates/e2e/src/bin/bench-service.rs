@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recv, send, MsgFlags};
+use openvpnserv_e2e::bench::cpu_model;
 use openvpnserv_e2e::netns::Netns;
 use openvpnserv_e2e::service::{
     binary, connect_seqpacket, in_namespace, unique_instance, Service, TestDir,
@@ -113,17 +114,6 @@ fn hold_sessions(
         })
         .collect();
     (sessions, t.elapsed().as_secs_f64())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default()
 }
 
 fn mib(kib: u64) -> f64 {
