@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand};
 
 /// Start openvpn through the interactive service, and manage its connections.
 #[derive(Debug, Parser)]
-#[command(name = "iservice", version, about, long_about = None)]
+#[command(
+    name = "iservice",
+    version,
+    about = "Start openvpn through the OpenVPN interactive service, and manage its connections",
+    long_about = None
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
