@@ -15,6 +15,7 @@ use super::format;
 use super::output::{self, failure, outcome_of, Output};
 
 /// How long one answer of the control socket may take.
+#[cfg(target_os = "linux")]
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `log --follow` and `stop` ask again.
 const POLL: Duration = Duration::from_millis(250);
@@ -40,6 +41,7 @@ async fn client(
 
 /// Other platforms: these commands need the Linux service's control socket.
 #[cfg(not(target_os = "linux"))]
+#[allow(clippy::unused_async)] // the same signature as the Linux version
 async fn client(
     _args: &InstanceArgs,
     json: bool,

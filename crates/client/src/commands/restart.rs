@@ -11,7 +11,9 @@ use crate::connect::{Event, Outcome, Sink};
 use crate::control::ControlClient;
 use crate::service::Transport;
 
-use super::connect::{fail, launch, sink};
+#[cfg(target_os = "linux")]
+use super::connect::launch;
+use super::connect::{fail, sink};
 use super::manage::wait_exited;
 use super::output::outcome_of;
 
@@ -27,32 +29,33 @@ pub fn main(runtime: &tokio::runtime::Runtime, args: &RestartArgs) -> u8 {
     outcome.code()
 }
 
+/// Linux: find and stop the caller's own connection, then start its config again.
+#[cfg(target_os = "linux")]
 async fn restart(args: &RestartArgs, sink: &mut dyn Sink) -> Outcome {
-    #[cfg(target_os = "linux")]
-    {
-        let path = match super::control_socket(&args.start.instance, args.start.socket.as_ref()) {
-            Ok(path) => path,
-            Err(e) => return fail(sink, Outcome::LocalError, e.to_string()),
-        };
-        let mut client = match crate::control::connect(&path, Duration::from_secs(10)).await {
-            Ok(client) => client,
-            Err(e) => return fail(sink, outcome_of(&e), e.to_string()),
-        };
-        let uid = rustix::process::getuid().as_raw();
-        match stop_own(&mut client, &args.name, uid, sink).await {
-            Ok(config) => launch(&config, &args.start, true, sink).await,
-            Err(outcome) => outcome,
-        }
+    let path = match super::control_socket(&args.start.instance, args.start.socket.as_ref()) {
+        Ok(path) => path,
+        Err(e) => return fail(sink, Outcome::LocalError, e.to_string()),
+    };
+    let mut client = match crate::control::connect(&path, Duration::from_secs(10)).await {
+        Ok(client) => client,
+        Err(e) => return fail(sink, outcome_of(&e), e.to_string()),
+    };
+    let uid = rustix::process::getuid().as_raw();
+    match stop_own(&mut client, &args.name, uid, sink).await {
+        Ok(config) => launch(&config, &args.start, true, sink).await,
+        Err(outcome) => outcome,
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = args;
-        fail(
-            sink,
-            Outcome::LocalError,
-            "`iservice restart` needs the Linux service's control socket; on Windows it is not available yet".to_owned(),
-        )
-    }
+}
+
+/// Other platforms: restart needs the Linux service's control socket.
+#[cfg(not(target_os = "linux"))]
+#[allow(clippy::unused_async)] // the same signature as the Linux version
+async fn restart(_args: &RestartArgs, sink: &mut dyn Sink) -> Outcome {
+    fail(
+        sink,
+        Outcome::LocalError,
+        "`iservice restart` needs the Linux service's control socket; on Windows it is not available yet".to_owned(),
+    )
 }
 
 /// Stops `name` if it belongs to `uid` and waits for its end; its config, to start again.

@@ -84,8 +84,10 @@ mod tests {
 
     #[test]
     fn the_tail_is_the_last_lines_without_a_cut_first_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
+        // tempfile is a Unix-only dependency; this test runs under Wine too.
+        let dir = std::env::temp_dir().join(format!("iservice-logfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.log");
         std::fs::write(&path, "one\r\ntwo\r\nthree\r\n").unwrap();
         assert_eq!(tail(&path, 2).unwrap(), ["two", "three"]);
         assert_eq!(tail(&path, 10).unwrap(), ["one", "two", "three"]);
@@ -96,6 +98,7 @@ mod tests {
         std::fs::write(&path, long).unwrap();
         let lines = tail(&path, 3).unwrap();
         assert_eq!(lines, ["line 19997", "line 19998", "line 19999"]);
-        assert!(tail(&dir.path().join("missing"), 3).is_err());
+        assert!(tail(&dir.join("missing"), 3).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
