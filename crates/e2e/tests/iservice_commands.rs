@@ -337,6 +337,29 @@ fn another_user_cannot_touch_my_connection_but_an_admin_can_list_and_stop_it() {
     );
     let out = lab.run_as(&other, &["stop", "--all"]);
     assert_eq!(out.status.code(), Some(0));
+    // Nor its management interface: it asks for a password nobody else has (the file is
+    // gone) and refuses a wrong one.
+    let management = event(&events, "started")["management"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = management.rsplit(':').next().unwrap();
+    let probe = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; head -c 15 <&3; echo; echo not-the-password >&3; timeout 3 cat <&3"
+    );
+    let out = lab
+        .vpn
+        .topo
+        .client
+        .command("setpriv")
+        .args(["--reuid", &other.uid.to_string()])
+        .args(["--regid", &other.gid.to_string(), "--init-groups"])
+        .args(["bash", "-c", &probe])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("ENTER PASSWORD:"), "{answer}");
+    assert!(!answer.contains("SUCCESS"), "{answer}");
     assert!(alive(pid), "nobody else stopped it");
     assert_eq!(lab.status("vpn")["state"], "connected");
 
