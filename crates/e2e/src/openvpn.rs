@@ -22,6 +22,8 @@ pub struct Pushes {
     pub net30: bool,
     /// More server config lines (e.g. `auth-user-pass-verify`).
     pub extra: String,
+    /// Push no DNS servers or domains at all.
+    pub no_dns: bool,
 }
 
 /// A certificate and key pair.
@@ -109,7 +111,9 @@ impl Server {
         } else {
             conf += "topology subnet\nserver 10.8.0.0 255.255.255.0\n";
         }
-        if pushes.dns_option {
+        if pushes.no_dns {
+            // Addresses and routes only.
+        } else if pushes.dns_option {
             conf += "push \"dns server 1 address 10.8.0.53\"\npush \"dns server 1 address fd00:8::53\"\n\
                      push \"dns server 1 resolve-domains lab.example\"\npush \"dns search-domains corp.example\"\n";
         } else {

@@ -212,9 +212,20 @@ fn openvpn_version() -> String {
 fn main() {
     let rounds = env_usize("BENCH_ROUNDS", 20);
     let warmup = env_usize("BENCH_WARMUP", 2);
+    // BENCH_NO_DNS=1: the server pushes no DNS (root openvpn applies none anyway; through
+    // the service the `direct` backend rewrites resolv.conf).
+    let pushes = Pushes {
+        no_dns: std::env::var_os("BENCH_NO_DNS").is_some(),
+        ..Pushes::default()
+    };
+    // BENCH_SERVICE_LOG=debug (with BENCH_TRACE) shows the service's own steps.
+    let level: &'static str = match std::env::var("BENCH_SERVICE_LOG").as_deref() {
+        Ok("debug") => "debug",
+        _ => "info",
+    };
     let vpn = Vpn::with(&Setup {
-        log_level: "info",
-        ..Setup::new(&Pushes::default(), false, Dns::Direct)
+        log_level: level,
+        ..Setup::new(&pushes, false, Dns::Direct)
     });
     // openvpn writes to stdout, where root openvpn's "Initialization Sequence Completed" is
     // read (and, through the service, the service keeps it as the connection's log).
@@ -237,6 +248,9 @@ fn main() {
             }
         }
     }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprintln!("service log:\n{}", vpn.service.log());
+    }
     let (smin, smed, smax) = summary(&service_ms);
     let (rmin, rmed, rmax) = summary(&root_ms);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -244,9 +258,14 @@ fn main() {
         "### Connect → CONNECTED ({rounds} rounds, interleaved, after {warmup} warm-up rounds)\n"
     );
     println!(
-        "Machine: {cores} cores, {}; {}; release build; the service at log level info.\n",
+        "Machine: {cores} cores, {}; {}; release build; the service at log level {level}; the server pushes {}.\n",
         cpu_model(),
-        openvpn_version()
+        openvpn_version(),
+        if pushes.no_dns {
+            "addresses and routes, no DNS"
+        } else {
+            "addresses, routes and DNS (applied through the service by its `direct` backend)"
+        }
     );
     println!("| path | min | median | max |");
     println!("|---|---|---|---|");
