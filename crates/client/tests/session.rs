@@ -595,3 +595,39 @@ fn ctrl_c_before_connecting_is_an_interrupt_whatever_openvpn_exits_with() {
     });
     assert_eq!(s.facts().outcome().0, Outcome::OpenvpnFailed);
 }
+
+#[test]
+fn start_detaches_only_once_connected_and_after_openvpn_confirms_hold_off() {
+    let mut s = logged_in(SessionConfig::default());
+    // Before CONNECTED there is nothing to leave running.
+    s.detach();
+    assert!(drain(&mut s).is_empty());
+    assert!(!s.detaching());
+    state(&mut s, "2,CONNECTED,SUCCESS,10.8.0.2,10.200.0.1,1194,,");
+    s.detach();
+    assert_eq!(sent(&drain(&mut s)), ["hold off\n"]);
+    // Asked twice (the driver asks on every turn): sent once.
+    s.detach();
+    assert!(drain(&mut s).is_empty());
+    assert!(!s.facts().detached, "not before openvpn confirmed");
+    s.feed(b"SUCCESS: hold flag set to OFF\r\n");
+    assert_eq!(drain(&mut s), [Seen::Disconnect]);
+    assert!(s.facts().detached);
+    assert_eq!(s.facts().outcome().0, Outcome::Connected);
+    assert_eq!(Outcome::Connected.code(), 0);
+}
+
+#[test]
+fn a_refused_hold_off_still_detaches_with_a_warning() {
+    let mut s = logged_in(SessionConfig::default());
+    state(&mut s, "2,CONNECTED,SUCCESS,10.8.0.2,10.200.0.1,1194,,");
+    s.detach();
+    drain(&mut s);
+    s.feed(b"ERROR: unknown command\r\n");
+    let seen = drain(&mut s);
+    assert!(
+        matches!(&seen[..], [Seen::Event(Event::Warning { message }), Seen::Disconnect] if message.contains("hold off")),
+        "{seen:?}"
+    );
+    assert_eq!(s.facts().outcome().0, Outcome::Connected);
+}
