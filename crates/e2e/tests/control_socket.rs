@@ -411,6 +411,17 @@ fn one_user_holding_control_connections_does_not_hold_up_another_and_bad_request
         .filter(|j| j.contains("\"unavailable\"") && j.contains("control connections"))
         .count();
     assert_eq!(refused, 6, "{text}");
+    assert!(
+        text.contains("CLOSED_AFTER 6\n"),
+        "only the refused ones are closed: {text}"
+    );
+
+    // A connection that sends nothing is closed after the idle timeout (10 s).
+    let mut idle = probe(Some(&bob));
+    idle.arg(&socket).args(["--hold", "1", "11500"]);
+    let out = idle.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CLOSED_AFTER 1\n"), "{text}");
 
     // Not JSON, an unknown op, a field naming someone, too long: BadRequest, and the
     // connection still answers the next request.

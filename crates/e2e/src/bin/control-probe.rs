@@ -4,7 +4,8 @@
 //! `TIMEOUT` when it did not answer within 10 s).
 //!
 //! `control-probe SOCKET --hold N MS` opens `N` connections, keeps them for `MS`
-//! milliseconds without a word, and prints `HELD <count>` plus each answer it got unasked.
+//! milliseconds without a word, and prints `HELD <count>`, each answer it got unasked, and
+//! `CLOSED_AFTER <count>`: how many the service had closed by then.
 
 use std::os::fd::AsRawFd;
 
@@ -48,6 +49,11 @@ fn main() {
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+        let closed = held
+            .iter()
+            .filter(|fd| matches!(read_one(fd, 0), Got::Closed))
+            .count();
+        println!("CLOSED_AFTER {closed}");
         return;
     }
     let fd = match openvpnserv_e2e::service::connect_seqpacket(path) {
