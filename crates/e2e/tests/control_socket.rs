@@ -14,7 +14,7 @@ use openvpnserv_e2e::fixture::{alive, eventually};
 use openvpnserv_e2e::openvpn::Pushes;
 use openvpnserv_e2e::service::{binary, Service, TestDir};
 use openvpnserv_e2e::users::{TestGroup, TestUser};
-use openvpnserv_e2e::vpn::{assert_same, Dns, Setup, Vpn};
+use openvpnserv_e2e::vpn::{assert_same, Dns, Openvpn, Setup, Vpn};
 use openvpnserv_proto::control::{Connection, ErrorCode, Request, Response, State};
 
 /// Sends `requests` on one control connection, run as `command`; returns the responses.
@@ -448,4 +448,72 @@ fn one_user_holding_control_connections_does_not_hold_up_another_and_bad_request
     }
     drop(service);
     assert!(!socket.exists(), "the control socket is removed at stop");
+}
+
+/// A session writing its output as fast as it can: its log keeps only the newest lines, and
+/// another user's requests are answered quickly all along.
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices (e2e stage)"]
+fn a_session_flooding_its_output_keeps_its_newest_lines_and_delays_no_one() {
+    const LINES: u64 = 3_000_000;
+    let mut setup = Setup::new(&Pushes::default(), false, Dns::Direct);
+    setup.openvpn = Openvpn::Fake;
+    let vpn = Vpn::with(&setup);
+    let alice = &vpn.user;
+    let bob = TestUser::create(&[]);
+    let socket = socket_of(&vpn.instance);
+    vpn.fake_config("flood.conf", &format!("print {LINES} flood line\nwait\n"));
+    let pid = vpn.start("flood.conf").expect("the service answers").pid();
+
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut seen_midway = false;
+    let (lines, first, next) = loop {
+        let asked = std::time::Instant::now();
+        assert!(list(Some(&bob), &socket).is_empty());
+        slowest = slowest.max(asked.elapsed());
+        let Response::Log {
+            lines, first, next, ..
+        } = log(Some(alice), &socket, "flood")
+        else {
+            panic!("no log")
+        };
+        assert!(lines.len() <= 1000, "{} lines", lines.len());
+        if lines.last().map(String::as_str) == Some("printed") {
+            break (lines, first, next);
+        }
+        seen_midway |= first > 0;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the flood did not end: {:?}",
+            lines.last()
+        );
+    };
+    eprintln!(
+        "{LINES} lines in {:?}; the slowest answer to another user took {slowest:?}",
+        started.elapsed()
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "another user waited {slowest:?} during the flood"
+    );
+    assert!(seen_midway, "the flood ended before it was seen going on");
+    assert_eq!(next, LINES + 1, "every line was counted");
+    assert_eq!(first, next - lines.len() as u64);
+    assert_eq!(lines.len(), 1000, "the newest 1000 lines are kept");
+    assert_eq!(lines[998], format!("flood line {}", LINES - 1));
+    assert_eq!(
+        ask(
+            Some(alice),
+            &socket,
+            Request::Stop {
+                name: "flood".into()
+            }
+        ),
+        Response::Stopping {
+            names: vec!["flood".into()]
+        }
+    );
+    assert!(eventually(Duration::from_secs(10), || !alive(pid)));
+    vpn.wait_undone(1);
 }
