@@ -387,9 +387,12 @@ fn one_user_holding_control_connections_does_not_hold_up_another_and_bad_request
     let bob = TestUser::create(&[]);
     let alice = TestUser::create(&[]);
 
-    // Bob holds more connections than he may; the extra ones are refused at once.
+    // Bob holds more connections than he may, each with a request already sent; the extra
+    // ones are refused at once, and the refusal reaches him (his request is read first, or
+    // closing the socket with it unread would reset the connection and lose the answer).
     let mut hold = probe(Some(&bob));
-    hold.arg(&socket).args(["--hold", "10", "4000"]);
+    hold.arg(&socket)
+        .args(["--hold", "10", "4000", r#"{"op":"list"}"#]);
     let holder = hold
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -411,6 +414,11 @@ fn one_user_holding_control_connections_does_not_hold_up_another_and_bad_request
         .filter(|j| j.contains("\"unavailable\"") && j.contains("control connections"))
         .count();
     assert_eq!(refused, 6, "{text}");
+    assert_eq!(
+        text.matches(r#""result":"connections""#).count(),
+        4,
+        "{text}"
+    );
     assert!(
         text.contains("CLOSED_AFTER 6\n"),
         "only the refused ones are closed: {text}"

@@ -3,8 +3,9 @@
 //! each response as `RESPONSE <json>` (or `CLOSED` when the service closed the connection,
 //! `TIMEOUT` when it did not answer within 10 s).
 //!
-//! `control-probe SOCKET --hold N MS` opens `N` connections, keeps them for `MS`
-//! milliseconds without a word, and prints `HELD <count>`, each answer it got unasked, and
+//! `control-probe SOCKET --hold N MS [REQUEST_JSON]` opens `N` connections, sends the
+//! request on each (if given), keeps them for `MS` milliseconds, and prints `HELD <count>`,
+//! each first answer (`RESPONSE`, or `CLOSED` when the service closed without one), and
 //! `CLOSED_AFTER <count>`: how many the service had closed by then.
 
 use std::os::fd::AsRawFd;
@@ -42,10 +43,17 @@ fn main() {
         let held: Vec<_> = (0..n)
             .filter_map(|_| openvpnserv_e2e::service::connect_seqpacket(path).ok())
             .collect();
+        if let Some(request) = args.get(5) {
+            for fd in &held {
+                let _ = send(fd.as_raw_fd(), request.as_bytes(), MsgFlags::MSG_NOSIGNAL);
+            }
+        }
         println!("HELD {}", held.len());
         for fd in &held {
-            if let Got::Response(text) = read_one(fd, 50) {
-                println!("RESPONSE {text}");
+            match read_one(fd, 1000) {
+                Got::Response(text) => println!("RESPONSE {text}"),
+                Got::Closed => println!("CLOSED"),
+                Got::Timeout => {}
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(ms.into()));
