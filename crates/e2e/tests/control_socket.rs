@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use openvpnserv_e2e::fixture::{alive, eventually};
 use openvpnserv_e2e::openvpn::Pushes;
-use openvpnserv_e2e::service::{binary, Service, TestDir};
+use openvpnserv_e2e::service::{binary, probe_command, try_probe, Send, Service, TestDir};
 use openvpnserv_e2e::users::{TestGroup, TestUser};
 use openvpnserv_e2e::vpn::{assert_same, Dns, Openvpn, Setup, Vpn};
 use openvpnserv_proto::control::{Connection, ErrorCode, Request, Response, State};
+use openvpnserv_proto::Reply;
 
 /// Sends `requests` on one control connection, run as `command`; returns the responses.
 fn ask_as(mut command: Command, socket: &PathBuf, requests: &[Request]) -> Vec<Response> {
@@ -314,21 +315,28 @@ fn a_config_openvpn_refuses_is_listed_as_exited_with_openvpns_own_reason() {
         "client\ndev tun\nremote 10.200.0.1 1194\nbogus-option-xyz 1\n",
     )
     .unwrap();
-    let t = vpn.start("broken.conf").expect("the service answers");
-    let pid = t.pid();
-
-    let exited = eventually(
+    // The session's client stays for the late error reply; once it has it, the connection
+    // is listed as exited and its log is complete (no waiting).
+    let t = try_probe(
+        probe_command(alice),
+        &vpn.service.socket,
+        &Send::Startup {
+            dir: vpn.config_dir.display().to_string(),
+            options: "--config broken.conf".into(),
+            stdin: String::new(),
+        },
         Duration::from_secs(10),
-        || matches!(status(Some(alice), &socket, "broken"), Response::Connection { connection } if connection.state == State::Exited),
-    );
-    assert!(
-        exited,
-        "{:?}\n{}",
-        status(Some(alice), &socket, "broken"),
-        vpn.service.log()
-    );
+        false,
+    )
+    .expect("the service answers");
+    let pid = t.pid();
+    assert_eq!(t.replies.get(1), Some(&Ok(Reply::exit_error(1))), "{t:?}");
     let c = connection(Some(alice), &socket, "broken");
-    assert_eq!((c.pid, c.exit_code), (pid, Some(1)), "{c:?}");
+    assert_eq!(
+        (c.pid, c.state, c.exit_code),
+        (pid, State::Exited, Some(1)),
+        "{c:?}"
+    );
 
     let Response::Log {
         lines,
