@@ -533,3 +533,48 @@ fn a_session_flooding_its_output_keeps_its_newest_lines_and_delays_no_one() {
     assert!(eventually(Duration::from_secs(10), || !alive(pid)));
     vpn.wait_undone(1);
 }
+
+/// openvpn's soft restart (SIGUSR1) runs its down hooks, which take the addresses away, then
+/// its up hooks again: the connection shows `reconnecting`, then `connected` again.
+#[test]
+#[ignore = "needs root: namespaces, users, tun devices, real openvpn (e2e stage)"]
+fn a_restart_shows_reconnecting_then_connected_again() {
+    let admins = TestGroup::create();
+    let vpn = world(&admins);
+    let alice = &vpn.user;
+    let socket = socket_of(&vpn.instance);
+    vpn.config("restart.conf", "");
+    let before = vpn.snapshot();
+    let pid = vpn.connect("restart.conf");
+    let up = connection(Some(alice), &socket, "restart");
+    assert_eq!(up.state, State::Connected, "{up:?}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    );
+    let mut states = vec![up.state];
+    let again = eventually(Duration::from_secs(30), || {
+        let c = connection(Some(alice), &socket, "restart");
+        if states.last() != Some(&c.state) {
+            states.push(c.state);
+        }
+        c.state == State::Connected && states.contains(&State::Reconnecting)
+    });
+    assert!(again, "states seen: {states:?}");
+    let back = connection(Some(alice), &socket, "restart");
+    assert!(back.state_since >= up.state_since, "{back:?}");
+    // The server may hand out another address to the new connection.
+    assert!(
+        back.addresses.iter().any(|a| a.starts_with("10.8.0.")),
+        "{back:?}"
+    );
+    assert_eq!(back.pid, pid);
+    assert_eq!(
+        ask(Some(alice), &socket, Request::StopAll),
+        Response::Stopping {
+            names: vec!["restart".into()]
+        }
+    );
+    vpn.wait_undone(1);
+    assert_same(&before, &vpn.snapshot(), &vpn);
+}
