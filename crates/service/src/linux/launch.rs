@@ -46,11 +46,13 @@ pub struct LaunchSpec {
 /// `PATH` for openvpn and its scripts.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Starts openvpn. Returns the child with its stdin as a pipe (stdout and stderr go to
-/// `/dev/null`). A failure in the child before `exec` (such as a working directory the user
-/// cannot enter) comes back as the error, with its errno.
+/// Starts openvpn. Returns the child with its stdin as a pipe; its stdout and stderr are
+/// both `output` (the write end of the session's output pipe, `output.rs`). A failure in the
+/// child before `exec` (such as a working directory the user cannot enter) comes back as the
+/// error, with its errno.
 /// `channel` is the child's end of the channel; it becomes fd 3.
-pub fn spawn(spec: &LaunchSpec, channel: OwnedFd) -> std::io::Result<Child> {
+pub fn spawn(spec: &LaunchSpec, channel: OwnedFd, output: OwnedFd) -> std::io::Result<Child> {
+    let stderr = output.try_clone()?;
     let cwd = CString::new(spec.cwd.as_str())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let groups: Vec<libc::gid_t> = spec.groups.clone();
@@ -70,8 +72,8 @@ pub fn spawn(spec: &LaunchSpec, channel: OwnedFd) -> std::io::Result<Child> {
         .env("PATH", PATH)
         .env("LANG", lang)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(output))
+        .stderr(Stdio::from(stderr))
         .kill_on_drop(false);
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls on data prepared above; it allocates nothing.
@@ -79,8 +81,10 @@ pub fn spawn(spec: &LaunchSpec, channel: OwnedFd) -> std::io::Result<Child> {
         cmd.pre_exec(move || child_setup(channel_fd, &groups, uid, gid, nice, parent_pid, &cwd));
     }
     let child = cmd.spawn();
-    // The parent's copy of the child's end is closed here in every case.
+    // The parent's copies of the child's ends (the channel; the output pipe, held by `cmd`)
+    // are closed here in every case, so that the pipe ends when openvpn and its scripts do.
     drop(channel);
+    drop(cmd);
     child
 }
 

@@ -4,6 +4,8 @@
 //! * [`listener`]: the socket (bound here or passed by systemd).
 //! * [`server`]: accept loop, readiness, stop.
 //! * [`session`]: one client, from startup message to clean-up.
+//! * [`control`]: the control socket (list, status, stop, log), over the [`registry`] of
+//!   connections and the [`output`] of each openvpn.
 //! * [`identity`]: who the caller is, from the kernel.
 //! * [`launch`]: fork/exec as the caller.
 //! * [`net`]: the network layer and its seam ([`net::Network`]).
@@ -18,6 +20,7 @@ use tracing::error;
 
 use crate::cli::Cli;
 
+pub mod control;
 pub mod fs;
 pub mod identity;
 pub mod journald;
@@ -26,6 +29,9 @@ pub mod listener;
 pub mod net;
 pub mod offload;
 pub mod openvpn;
+pub mod output;
+pub mod registry;
+pub mod ring;
 pub mod server;
 pub mod session;
 pub mod systemd;
@@ -210,6 +216,17 @@ pub async fn serve<N: net::Network>(
         Some(l) => l,
         None => listener::bind(Path::new(&socket_path)).await?,
     };
+    // Ours in both cases (systemd passes only the service socket), next to it.
+    let control_path = control::socket_path(&instance);
+    let control_listener = match listener::bind(&control_path).await {
+        Ok(l) => l,
+        Err(e) => {
+            if bound_here {
+                let _ = std::fs::remove_file(&socket_path);
+            }
+            return Err(e.into());
+        }
+    };
     // Under systemd each session's openvpn runs in a unit of its own, outside our sandbox.
     let launcher = net::NetConfig::new(&settings, &instance).hook_path;
     let systemd = systemd::Systemd::connect(instance.id(), launcher);
@@ -219,9 +236,14 @@ pub async fn serve<N: net::Network>(
     let mut shared = session::Shared::new(settings, instance, network, CancellationToken::new());
     shared.systemd = systemd;
     let shared = Arc::new(shared);
-    let result = server::run(listener, shared)
+    let control = tokio::spawn(control::run(control_listener, Arc::clone(&shared)));
+    let result = server::run(listener, Arc::clone(&shared))
         .await
         .map_err(ServiceError::Serve);
+    // server::run cancelled `shutdown` on its way out (or failed: end the control loop too).
+    shared.shutdown.cancel();
+    let _ = control.await;
+    let _ = std::fs::remove_file(&control_path);
     if bound_here {
         let _ = std::fs::remove_file(&socket_path);
         // The run directory goes too when nothing is left in it (a journal that could not

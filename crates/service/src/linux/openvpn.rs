@@ -60,16 +60,16 @@ impl Openvpn {
         }
     }
 
-    /// Kills it (SIGKILL) and waits until it is gone.
-    pub async fn kill_and_reap(&mut self) {
+    /// Kills it (SIGKILL), waits until it is gone and returns how it ended.
+    pub async fn kill_and_reap(&mut self) -> Option<ExitStatus> {
         match self {
             Self::Child(c) => {
                 let _ = c.start_kill();
-                let _ = c.wait().await;
+                c.wait().await.ok()
             }
             Self::Unit(u) => {
                 u.signal(libc::SIGKILL).await;
-                let _ = u.wait().await;
+                u.wait().await.ok()
             }
         }
     }

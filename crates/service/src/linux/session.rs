@@ -26,12 +26,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 use zeroize::Zeroize;
 
+use super::control::{now, sysfs_counters};
 use super::fs::HostFs;
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred, PeerIdentity};
 use super::launch::{spawn, LaunchSpec};
 use super::net::{Network, NetworkSession, SessionInfo};
 use super::offload::{self, Offload, OffloadError};
 use super::openvpn::Openvpn;
+use super::output::{self, Reader};
+use super::registry::{Registry, Started};
 use super::systemd::{Systemd, UnitSpec};
 
 /// Time a client has to send its startup message (spec §2.3).
@@ -61,6 +64,8 @@ pub struct Shared<N> {
     pub offload: Offload,
     /// systemd, when the service runs under it: openvpn then runs in a unit per session.
     pub systemd: Option<Systemd>,
+    /// The connections, as the control socket shows them.
+    pub registry: Arc<Registry>,
     next_id: AtomicU64,
     refusals: RateLimited,
 }
@@ -114,6 +119,7 @@ impl<N: Network> Shared<N> {
             shutdown,
             offload: Offload::default(),
             systemd: None,
+            registry: Arc::new(Registry::default()),
             next_id: AtomicU64::new(1),
             refusals: RateLimited::new(),
         }
@@ -188,20 +194,21 @@ pub fn admit<N>(shared: &Shared<N>, conn: UnixSeqpacket) -> Option<Admitted> {
     }
 }
 
-/// Answers without waiting and closes. A startup message already queued is read first:
-/// closing a unix socket with unread data makes the client's next read fail with
-/// `ECONNRESET`, and it would lose the reply.
+/// Answers without waiting and closes.
 fn refuse_now(conn: &UnixSeqpacket, reply: &Reply) {
+    send_now(conn, &reply.encode());
+}
+
+/// Sends one message without waiting, to a connection about to be closed. A message already
+/// queued is read first: closing a unix socket with unread data makes the client's next
+/// read fail with `ECONNRESET`, and it would lose the answer.
+pub(super) fn send_now(conn: &UnixSeqpacket, message: &[u8]) {
     let fd = conn.as_raw_fd();
     let mut one = [0u8; 1];
     while matches!(recv(fd, &mut one, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC), Ok(n) if n > 0)
     {
     }
-    let _ = send(
-        fd,
-        &reply.encode(),
-        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-    );
+    let _ = send(fd, message, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
 }
 
 /// Serves an admitted connection to the end.
@@ -250,8 +257,10 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
         }
     };
 
-    let started = start_openvpn(&shared, id, &identity, &startup.working_dir, argv, extra).await;
-    let (mut child, channel) = match started {
+    let config = config_path(&argv, &startup.working_dir);
+    let started =
+        start_with_output(&shared, id, &identity, &startup.working_dir, argv, extra).await;
+    let (mut child, channel, output) = match started {
         Ok(started) => started,
         Err(reply) => {
             startup.stdin.zeroize();
@@ -262,10 +271,7 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
     };
     let pid = child.pid();
     net.started(pid);
-    match &child {
-        Openvpn::Unit(u) => info!(openvpn_pid = pid, unit = %u.name(), "openvpn started"),
-        Openvpn::Child(_) => info!(openvpn_pid = pid, "openvpn started"),
-    }
+    let (stop, reader) = register(&shared, id, &identity, config, &child, &net, output);
     send_reply(&conn, &Reply::Pid(pid)).await;
 
     // stdin: the third string as UTF-8, written once; the pipe stays open for the session.
@@ -286,16 +292,96 @@ async fn run<N: Network>(shared: Arc<Shared<N>>, admitted: Admitted) {
     };
     stdin_bytes.zeroize();
 
-    let end = serve_channel(&shared, &conn, &mut child, &channel, &mut net).await;
-    let reply = finish(&mut child, end).await;
+    let end = serve_channel(&shared, id, &conn, &mut child, &channel, &mut net, &stop).await;
+    let (status, late) = finish(&mut child, end).await;
+    if let Some(reader) = reader {
+        reader.finish().await;
+    }
+    let code = status.map(exit_code);
+    log_exit(code, shared.registry.last_line(id));
+    let bytes = net.view().tun.as_deref().and_then(sysfs_counters);
+    shared
+        .registry
+        .exited(id, code.map(|c| c as i32), bytes, now());
     child.release().await;
     drop(stdin);
     drop(channel);
     net.cleanup().await;
-    if let Some(reply) = reply {
-        send_reply(&conn, &reply).await;
+    if let Some(code) = code.filter(|&c| c != 0 && late) {
+        send_reply(&conn, &Reply::exit_error(code)).await;
     }
     info!("session ended");
+}
+
+/// Opens openvpn's output pipe and starts openvpn with it; returns openvpn, the channel and
+/// the pipe's read end, or the reply to send.
+async fn start_with_output<N>(
+    shared: &Shared<N>,
+    id: u64,
+    identity: &PeerIdentity,
+    working_dir: &str,
+    argv: Vec<String>,
+    extra: Vec<String>,
+) -> Result<(Openvpn, UnixSeqpacket, OwnedFd), Reply> {
+    let (read, write) = output::pipe().map_err(|e| {
+        warn!("cannot create openvpn's output pipe: {e}");
+        Reply::error(
+            codes::errno::reply_code(e.raw_os_error()),
+            "CreateProcessAsUser",
+            format!("cannot create openvpn's output pipe: {e}"),
+        )
+    })?;
+    let (child, channel) =
+        start_openvpn(shared, id, identity, working_dir, argv, extra, write).await?;
+    Ok((child, channel, read))
+}
+
+/// Lists the started session for the control socket and starts reading openvpn's output;
+/// returns the token that stops the session (cancelled by the service's stop too) and the
+/// output's reader.
+fn register<N: Network>(
+    shared: &Shared<N>,
+    id: u64,
+    identity: &PeerIdentity,
+    config: String,
+    child: &Openvpn,
+    net: &N::Session,
+    output: OwnedFd,
+) -> (CancellationToken, Option<Reader>) {
+    let pid = child.pid();
+    let stop = shared.shutdown.child_token();
+    let name = shared.registry.register(
+        Started {
+            id,
+            uid: identity.uid,
+            user: identity.name.clone(),
+            config,
+            pid,
+            stop: stop.clone(),
+        },
+        now(),
+    );
+    shared.registry.network(id, net.view(), now());
+    let reader = Reader::start(Arc::clone(&shared.registry), id, output)
+        .inspect_err(|e| warn!("cannot read openvpn's output: {e}"))
+        .ok();
+    match child {
+        Openvpn::Unit(u) => {
+            info!(openvpn_pid = pid, unit = %u.name(), connection = %name, "openvpn started");
+        }
+        Openvpn::Child(_) => info!(openvpn_pid = pid, connection = %name, "openvpn started"),
+    }
+    (stop, reader)
+}
+
+/// The config file openvpn was started with (the last `--config`), as the policy resolved
+/// it, absolute.
+fn config_path(argv: &[String], working_dir: &str) -> String {
+    argv.windows(2)
+        .rev()
+        .find(|w| w[0] == "--config")
+        .map(|w| Path::new(working_dir).join(&w[1]).display().to_string())
+        .unwrap_or_default()
 }
 
 /// Reads and decodes the startup message, answering errors itself.
@@ -496,6 +582,7 @@ async fn start_openvpn<N>(
     working_dir: &str,
     mut args: Vec<String>,
     extra: Vec<String>,
+    output: OwnedFd,
 ) -> Result<(Openvpn, UnixSeqpacket), Reply> {
     let settings = &shared.settings;
     let fail = |what: &str, e: &std::io::Error| {
@@ -547,6 +634,7 @@ async fn start_openvpn<N>(
         let unit = UnitSpec {
             session,
             run: &spec,
+            output,
         };
         let unit = systemd.start(unit, theirs).await.map_err(|e| {
             let io = match e.os_error() {
@@ -562,7 +650,7 @@ async fn start_openvpn<N>(
         })?;
         return Ok((Openvpn::Unit(unit), channel));
     }
-    let child = fork_openvpn(shared, spec, theirs)
+    let child = fork_openvpn(shared, spec, theirs, output)
         .await
         .map_err(|e| match e {
             Ok(e) => fail(&what(), &e),
@@ -579,6 +667,7 @@ async fn fork_openvpn<N>(
     shared: &Shared<N>,
     spec: LaunchSpec,
     channel: OwnedFd,
+    output: OwnedFd,
 ) -> Result<tokio::process::Child, Result<std::io::Error, OffloadError>> {
     let (ticket, job) = shared.offload.admit(spec.uid).map_err(Err)?;
     let span = tracing::Span::current();
@@ -586,7 +675,7 @@ async fn fork_openvpn<N>(
     tokio::task::spawn_blocking(move || {
         let _job = job;
         let _entered = span.enter();
-        if let Err(Ok(mut child)) = tx.send(spawn(&spec, channel)) {
+        if let Err(Ok(mut child)) = tx.send(spawn(&spec, channel, output)) {
             warn!("openvpn started after the session gave up waiting; killing it");
             let _ = child.start_kill();
         }
@@ -620,9 +709,9 @@ enum End {
     Exited(std::process::ExitStatus),
     /// The channel ended or was abandoned while openvpn still ran.
     ChannelEnded,
-    /// The service is stopping and openvpn is gone (it ran its down sequence, or was killed
-    /// after [`STOP_GRACE`]).
-    Shutdown,
+    /// The session was stopped (the service stops, or a control socket's `stop`) and
+    /// openvpn is gone (it ran its down sequence, or was killed after [`STOP_GRACE`]).
+    Shutdown(Option<std::process::ExitStatus>),
 }
 
 /// Serves channel requests until openvpn exits, the channel ends, or the service stops.
@@ -631,10 +720,12 @@ enum End {
 /// for at most [`STOP_GRACE`]; then it is killed.
 async fn serve_channel<N: Network>(
     shared: &Shared<N>,
+    id: u64,
     conn: &UnixSeqpacket,
     child: &mut Openvpn,
     channel: &UnixSeqpacket,
     net: &mut N::Session,
+    stop: &CancellationToken,
 ) -> End {
     let codec = Codec::NATIVE;
     let mut buf = vec![0u8; codec.max_request_size() + 1];
@@ -648,7 +739,7 @@ async fn serve_channel<N: Network>(
             status = child.wait() => {
                 if stopping.is_some() {
                     info!("openvpn ended its down sequence after SIGTERM: {status:?}");
-                    return End::Shutdown;
+                    return End::Shutdown(status.ok());
                 }
                 return match status {
                     Ok(status) => End::Exited(status),
@@ -671,6 +762,7 @@ async fn serve_channel<N: Network>(
                         let kind = envelope.request.kind();
                         let error_number = net.handle(envelope.request).await;
                         debug!(?kind, error_number, "channel request");
+                        shared.registry.network(id, net.view(), now());
                         openvpnserv_proto::channel::Ack { message_id: envelope.message_id, error_number }
                     }
                     Err(e) => if let Some(ack) = e.ack() {
@@ -692,50 +784,66 @@ async fn serve_channel<N: Network>(
                     client_open = false;
                 }
             }
-            () = shared.shutdown.cancelled(), if stopping.is_none() => {
-                info!("the service is stopping: SIGTERM to openvpn, whose down sequence is still served for up to {STOP_GRACE:?}");
+            () = stop.cancelled(), if stopping.is_none() => {
+                let why = if shared.shutdown.is_cancelled() {
+                    "the service is stopping"
+                } else {
+                    "asked to stop over the control socket"
+                };
+                info!("{why}: SIGTERM to openvpn, whose down sequence is still served for up to {STOP_GRACE:?}");
+                shared.registry.exiting(id, now());
                 child.terminate().await;
                 stopping = Some(tokio::time::Instant::now() + STOP_GRACE);
             }
             () = tokio::time::sleep_until(deadline), if stopping.is_some() => {
                 info!("openvpn still runs {STOP_GRACE:?} after SIGTERM; killing it");
-                child.kill_and_reap().await;
-                return End::Shutdown;
+                return End::Shutdown(child.kill_and_reap().await);
             }
         }
     }
 }
 
-/// Ends openvpn as the reason requires and returns the late reply to send, if any.
-async fn finish(child: &mut Openvpn, end: End) -> Option<Reply> {
-    let status = match end {
-        End::Exited(status) => status,
+/// Ends openvpn as the reason requires; returns how it ended (if known) and whether a
+/// non-zero exit gets the late reply (not when the session was stopped or openvpn killed).
+async fn finish(child: &mut Openvpn, end: End) -> (Option<std::process::ExitStatus>, bool) {
+    match end {
+        End::Exited(status) => (Some(status), true),
         End::ChannelEnded => {
             if let Ok(Ok(status)) = tokio::time::timeout(GRACE, child.wait()).await {
-                status
+                (Some(status), true)
             } else {
                 info!("openvpn still runs {GRACE:?} after its channel ended; killing it");
-                child.kill_and_reap().await;
-                return None;
+                (child.kill_and_reap().await, false)
             }
         }
-        End::Shutdown => return None,
-    };
-    exit_reply(status)
+        End::Shutdown(status) => (status, false),
+    }
 }
 
-/// The `0x20000000` reply for a non-zero exit (a signal counts as 128 + its number).
-fn exit_reply(status: std::process::ExitStatus) -> Option<Reply> {
+/// The exit code of the `0x20000000` reply (a signal counts as 128 + its number).
+fn exit_code(status: std::process::ExitStatus) -> u32 {
     use std::os::unix::process::ExitStatusExt;
-    let code = match (status.code(), status.signal()) {
-        (Some(0), _) => {
-            info!("openvpn exited with code 0");
-            return None;
-        }
+    match (status.code(), status.signal()) {
         (Some(code), _) => code as u32,
         (None, Some(signal)) => 128 + signal as u32,
         (None, None) => 1,
-    };
-    info!("openvpn exited with error: exit code = {code}");
-    Some(Reply::exit_error(code))
+    }
+}
+
+/// The service's line for openvpn's exit; a failure carries openvpn's last output line,
+/// which usually says why.
+fn log_exit(code: Option<u32>, last_line: Option<String>) {
+    match code {
+        Some(0) => info!("openvpn exited with code 0"),
+        Some(code) => {
+            if let Some(line) = last_line {
+                info!(
+                    "openvpn exited with error: exit code = {code}; its last output line: {line:?}"
+                );
+            } else {
+                info!("openvpn exited with error: exit code = {code}");
+            }
+        }
+        None => {}
+    }
 }

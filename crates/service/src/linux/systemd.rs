@@ -9,7 +9,7 @@
 //! that starts after the service is used; the manager's private socket would not need the
 //! bus, but its signals carry a sender zbus 5 rejects with a panic): a transient service
 //! `openvpnserv<id>-session-<n>.service`, as the user, outside our sandbox, in a cgroup of its
-//! own, with its output in the journal under that unit. It is bound to the service's unit
+//! own, with its output on a pipe to the service (`output.rs`). It is bound to the service's unit
 //! (`BindsTo=`, `After=`): on stop systemd ends the sessions first, while the service still
 //! answers their hooks, then the service.
 //!
@@ -140,6 +140,8 @@ pub struct UnitSpec<'a> {
     pub session: u64,
     /// openvpn, its arguments, and as whom.
     pub run: &'a LaunchSpec,
+    /// The write end of the session's output pipe: the unit's stdout and stderr.
+    pub output: OwnedFd,
 }
 
 impl Systemd {
@@ -278,6 +280,10 @@ impl Systemd {
             source: e.into(),
         })?;
         let run = spec.run;
+        let stderr = spec.output.try_clone().map_err(|source| SystemdError::Os {
+            what: "duplicating openvpn's output pipe",
+            source,
+        })?;
         let mut argv = vec![
             "openvpnserv-hook".to_owned(),
             LAUNCH_ARG.to_owned(),
@@ -317,8 +323,13 @@ impl Systemd {
             prop("Environment", env)?,
             prop("Nice", run.nice)?,
             prop("StandardInputFileDescriptor", zvariant::Fd::from(theirs))?,
-            prop("StandardOutput", "journal")?,
-            prop("StandardError", "journal")?,
+            // openvpn's output goes to the service (`output.rs`), which keeps its last lines
+            // for the control socket's `log`.
+            prop(
+                "StandardOutputFileDescriptor",
+                zvariant::Fd::from(spec.output),
+            )?,
+            prop("StandardErrorFileDescriptor", zvariant::Fd::from(stderr))?,
             prop("SyslogIdentifier", "openvpn")?,
             // SIGTERM to openvpn only; whatever its scripts left gets SIGKILL after it.
             prop("KillMode", "mixed")?,

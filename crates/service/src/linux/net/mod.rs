@@ -45,8 +45,8 @@ mod sys;
 mod tun;
 
 pub use network::{
-    Network, NetworkError, NetworkSession, NoNetwork, SessionInfo, SessionUser, CHANNEL_FD,
-    CHANNEL_FD_ENV,
+    NetView, Network, NetworkError, NetworkSession, NoNetwork, SessionInfo, SessionUser,
+    CHANNEL_FD, CHANNEL_FD_ENV,
 };
 pub use os::{NetOs, System};
 pub use rtnl::Rtnl;

@@ -24,6 +24,8 @@ use std::future::Future;
 use openvpnserv_proto::channel::Request;
 use openvpnserv_proto::codes::ERROR_NOT_SUPPORTED;
 
+pub use crate::linux::registry::NetView;
+
 /// The channel socket is always this fd in openvpn (and in the scripts it runs, which inherit
 /// it). The hook finds it through [`CHANNEL_FD_ENV`].
 pub const CHANNEL_FD: i32 = 3;
@@ -91,6 +93,11 @@ pub trait NetworkSession: Send + 'static {
 
     /// Undoes everything this session changed. Runs once, after openvpn is gone.
     fn cleanup(self) -> impl Future<Output = ()> + Send;
+
+    /// What is applied now: the tun and its addresses (for the control socket's list).
+    fn view(&self) -> NetView {
+        NetView::default()
+    }
 }
 
 /// A network layer that changes nothing: every request is refused with

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::journal_file::JournalFile;
 use super::os::{NetOs, System};
 use super::Shared;
-use crate::linux::net::{NetworkSession, SessionUser};
+use crate::linux::net::{NetView, NetworkSession, SessionUser};
 
 /// A session of the network layer.
 #[derive(Debug)]
@@ -365,6 +365,23 @@ impl<O: NetOs> LinuxSession<O> {
 impl<O: NetOs> NetworkSession for LinuxSession<O> {
     fn started(&mut self, pid: u32) {
         self.openvpn_pid = Some(pid);
+    }
+
+    fn view(&self) -> NetView {
+        let addresses = self
+            .journal
+            .live()
+            .filter_map(|(_, e)| match &e.change {
+                Change::Address(a) if e.done && a.dev == self.tun.name => {
+                    Some(format!("{}/{}", a.addr, a.prefix_len))
+                }
+                _ => None,
+            })
+            .collect();
+        NetView {
+            tun: Some(self.tun.name.clone()),
+            addresses,
+        }
     }
 
     async fn handle(&mut self, request: Request) -> u32 {
