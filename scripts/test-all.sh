@@ -69,7 +69,7 @@ if want e2e; then
     # Every suite that runs real openvpn, again with Debian 13's openvpn 2.7.
     OPENVPN="$(scripts/openvpn27.sh)" cargo test --quiet -p openvpnserv-e2e --test net_tunnel \
         --test net_hostile --test net_openvpn27 --test client_openvpn --test chaos \
-        -- --ignored --test-threads=1
+        --test control_socket -- --ignored --test-threads=1
     # Every user, group, namespace, link, directory and process the tests made is gone.
     new=$(scripts/leftovers.sh | grep -vxF -e "$before" || true)
     if [ -n "$before" ]; then

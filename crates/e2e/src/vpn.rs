@@ -340,7 +340,8 @@ impl Vpn {
             .map(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "service")
+                    // The service's own sockets, not a session's.
+                    .filter(|n| n != "service" && n != "control")
                     .collect()
             })
             .unwrap_or_default();

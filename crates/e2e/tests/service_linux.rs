@@ -67,8 +67,10 @@ fn valid_start_runs_openvpn_as_the_user() {
     // Only 0-2 and the channel (3) are inherited (4 is the fake's own /proc listing).
     let fds = r["fds"].as_object().unwrap();
     assert!(fds["0"].as_str().unwrap().starts_with("pipe:"), "{fds:?}");
-    assert_eq!(fds["1"], "/dev/null");
-    assert_eq!(fds["2"], "/dev/null");
+    // stdout and stderr: one pipe to the service (the control socket's `log`), not stdin's.
+    let output = fds["1"].as_str().unwrap();
+    assert!(output.starts_with("pipe:") && output != fds["0"], "{fds:?}");
+    assert_eq!(fds["2"], fds["1"], "{fds:?}");
     assert!(fds["3"].as_str().unwrap().starts_with("socket:"), "{fds:?}");
     assert_eq!(fds.len(), 5, "no other fd leaks into openvpn: {fds:?}");
     // The channel answers (the network layer is not part of this test: any ack will do).

@@ -9,6 +9,12 @@
 //! from the request: an ordinary user sees and stops only their own connections, root and
 //! members of the admin group (`ovpn_admin_group`) see and stop all.
 //!
+//! A connection is listed from the moment openvpn is started (the service's PID reply); when
+//! openvpn exits with an error, the service marks it [`State::Exited`] and has read what
+//! openvpn wrote (for at most half a second after its exit) before it sends the session's
+//! late error reply, so a client that gets that reply can ask for the log right away and
+//! find openvpn's last lines in it. A session's openvpn is found by its `pid`.
+//!
 //! The JSON form of every type here is part of the documented interface (docs/ISERVICE.md).
 
 use serde::{Deserialize, Serialize};
@@ -94,9 +100,10 @@ pub struct Connection {
     /// The VPN addresses on the tun, `address/prefix`.
     pub addresses: Vec<String>,
     /// Bytes that came in through the tunnel: the tun's receive counter (what openvpn
-    /// wrote into the tun).
+    /// wrote into the tun), read when asked; for an exited connection the last value read
+    /// before its tun was removed.
     pub bytes_in: u64,
-    /// Bytes that went out through the tunnel: the tun's transmit counter.
+    /// Bytes that went out through the tunnel: the tun's transmit counter (like `bytes_in`).
     pub bytes_out: u64,
     /// openvpn's exit code, once it has exited.
     pub exit_code: Option<i32>,

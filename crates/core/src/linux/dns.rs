@@ -134,7 +134,7 @@ impl Profile {
 /// Chooses, as openvpn's own `dns-updown` does, the first profile the backend can apply;
 /// the others before it are named in [`DnsState::skipped`]. Fails, saying why for each, when
 /// none can be applied.
-pub fn choose_profile(profiles: &[Profile], caps: Caps) -> Result<DnsState, String> {
+pub fn choose_profile(profiles: &[Profile], caps: Caps) -> Result<DnsState, NoUsableProfile> {
     let mut skipped = Vec::new();
     for (i, p) in profiles.iter().enumerate() {
         match p.unusable(caps) {
@@ -146,14 +146,19 @@ pub fn choose_profile(profiles: &[Profile], caps: Caps) -> Result<DnsState, Stri
             Some(why) => skipped.push(format!("DNS server profile {} skipped: {why}", i + 1)),
         }
     }
-    Err(if skipped.is_empty() {
-        "the DNS configuration has no server profile".to_owned()
-    } else {
-        format!(
-            "no DNS server profile can be applied ({})",
-            skipped.join("; ")
-        )
-    })
+    Err(NoUsableProfile { skipped })
+}
+
+/// No DNS server profile could be applied by the backend: why each was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if skipped.is_empty() {
+    "the DNS configuration has no server profile".to_owned()
+} else {
+    format!("no DNS server profile can be applied ({})", skipped.join("; "))
+})]
+pub struct NoUsableProfile {
+    /// One line per profile, in order.
+    pub skipped: Vec<String>,
 }
 
 /// Longest domain name we accept.
@@ -433,7 +438,9 @@ mod tests {
         assert!(plain.ports.is_empty());
         assert_eq!(plain.skipped.len(), 2);
         assert_eq!(plain.routing, ["lab.example"]);
-        let err = choose_profile(&profiles[..2], Backend::Direct.caps()).unwrap_err();
+        let err = choose_profile(&profiles[..2], Backend::Direct.caps())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DNS over TLS needs systemd-resolved"), "{err}");
         assert!(choose_profile(&[], Backend::Resolved.caps()).is_err());
     }

@@ -590,7 +590,7 @@ fn nrpt(facts: Facts<'_>, m: &NrptCfgMsg) -> Result<Action, Refusal> {
     }
     dns::choose_profile(&pending, facts.caps)
         .map(Action::Dns)
-        .map_err(unsupported)
+        .map_err(|e| unsupported(e.to_string()))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 //!                           openvpn built with `--enable-iproute2` does (`tunX` is the tun)
 //! script up                 run the `--up` (`--route-up`, …) command as openvpn runs it
 //! after-term                the steps below run after SIGTERM (openvpn's teardown)
+//! print 1000 some text      write `some text 0` … `some text 999` on stdout, one a line
+//!                           (as fast as the reader takes them), and `printed` on stderr
 //! ```
 //!
 //! `ip` and `script` run the real programs the service appended, with the environment
@@ -162,6 +164,8 @@ enum Step {
     Ip(Vec<String>),
     /// Run a script hook's command.
     Script(Phase),
+    /// Write this many numbered lines of this text on stdout.
+    Print(u64, String),
 }
 
 /// Runs `program` as openvpn runs its `--iproute` program and scripts; returns what it ran
@@ -241,6 +245,12 @@ struct Plan {
     setenv: Env,
     /// The `--iproute` program and the script commands, split into words.
     programs: BTreeMap<String, Vec<String>>,
+}
+
+/// `print COUNT TEXT`.
+fn print_step(value: &str) -> Step {
+    let (n, text) = value.split_once(' ').unwrap_or((value, ""));
+    Step::Print(n.parse().unwrap_or(0), text.to_owned())
 }
 
 fn plan(directives: &str, argv: &[String]) -> Plan {
@@ -339,6 +349,7 @@ fn plan(directives: &str, argv: &[String]) -> Plan {
                     steps.push(Step::Script(phase));
                 }
             }
+            "print" => steps.push(print_step(value)),
             "after-term" => after_term = true,
             _ => {}
         }
@@ -458,6 +469,15 @@ fn run_steps(steps: &[Step], plan: &Plan, record: &mut Record) -> bool {
             Step::Send(bytes) => record.acks.push(exchange(bytes, 3000)),
             Step::Touch(path) => {
                 let _ = std::fs::write(path, b"");
+            }
+            Step::Print(n, text) => {
+                use std::io::Write;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for i in 0..*n {
+                    let _ = writeln!(out, "{text} {i}");
+                }
+                let _ = out.flush();
+                eprintln!("printed");
             }
             Step::Delay(lo, hi) => {
                 std::thread::sleep(Duration::from_millis(fastrand::u64(*lo..=*hi)));

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::socket::{send, MsgFlags};
 use openvpnserv_core::limits::{LimitError, Limits, Slot};
 use openvpnserv_proto::control::{
     ErrorCode, Request, Response, MAX_LOG_LINES, MAX_REQUEST, MAX_RESPONSE,
@@ -27,7 +26,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::identity::{peer_credentials, resolve, GidMembership, PeerCred};
 use super::offload;
 use super::registry::{Counters, Registry, Viewer};
-use super::session::Shared;
+use super::session::{send_now, Shared};
 use openvpnserv_policy::Membership;
 
 /// Control connections one uid may hold at once.
@@ -199,10 +198,9 @@ fn admit(limits: &Limits, conn: &UnixSeqpacket) -> Option<(PeerCred, Slot)> {
                 ),
             };
             debug!(uid = cred.uid, "control socket: refused: {message}");
-            let _ = send(
-                conn.as_raw_fd(),
+            send_now(
+                conn,
                 &Response::error(ErrorCode::Unavailable, message).encode(),
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
             );
             None
         }

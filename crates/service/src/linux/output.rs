@@ -72,3 +72,67 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::registry::{Started, Viewer};
+    use tokio_util::sync::CancellationToken;
+
+    fn registry() -> Arc<Registry> {
+        let r = Arc::new(Registry::default());
+        r.register(
+            Started {
+                id: 1,
+                uid: 1000,
+                user: "u".into(),
+                config: "/c/a.conf".into(),
+                pid: 5,
+                stop: CancellationToken::new(),
+            },
+            1,
+        );
+        r
+    }
+
+    fn log(r: &Registry) -> (Vec<String>, bool) {
+        let me = Viewer {
+            uid: 1000,
+            name: "u".into(),
+            admin: false,
+        };
+        let (lines, ended) = r.log(&me, "a", 0, 100, 1).unwrap();
+        (lines.lines, ended)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_openvpn_writes_reaches_the_log_and_its_end_is_seen() {
+        let r = registry();
+        let (read, write) = pipe().unwrap();
+        let reader = Reader::start(Arc::clone(&r), 1, read).unwrap();
+        let mut file = std::fs::File::from(write);
+        std::io::Write::write_all(&mut file, b"one\ntwo\nlast without newline").unwrap();
+        drop(file);
+        reader.finish().await;
+        r.exited(1, Some(1), None, 1);
+        let (lines, ended) = log(&r);
+        assert_eq!(lines, ["one", "two", "last without newline"]);
+        assert!(ended);
+        assert_eq!(r.last_line(1).as_deref(), Some("last without newline"));
+    }
+
+    /// A script's child may keep the pipe open after openvpn exited: the session does not
+    /// wait for it longer than [`DRAIN`].
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pipe_kept_open_is_given_up_after_the_drain_time() {
+        let r = registry();
+        let (read, write) = pipe().unwrap();
+        let reader = Reader::start(Arc::clone(&r), 1, read).unwrap();
+        let started = tokio::time::Instant::now();
+        reader.finish().await;
+        assert!(started.elapsed() < DRAIN * 4, "{:?}", started.elapsed());
+        r.exited(1, Some(0), None, 1);
+        assert!(log(&r).1, "the output counts as ended");
+        drop(write);
+    }
+}

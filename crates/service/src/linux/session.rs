@@ -194,20 +194,21 @@ pub fn admit<N>(shared: &Shared<N>, conn: UnixSeqpacket) -> Option<Admitted> {
     }
 }
 
-/// Answers without waiting and closes. A startup message already queued is read first:
-/// closing a unix socket with unread data makes the client's next read fail with
-/// `ECONNRESET`, and it would lose the reply.
+/// Answers without waiting and closes.
 fn refuse_now(conn: &UnixSeqpacket, reply: &Reply) {
+    send_now(conn, &reply.encode());
+}
+
+/// Sends one message without waiting, to a connection about to be closed. A message already
+/// queued is read first: closing a unix socket with unread data makes the client's next
+/// read fail with `ECONNRESET`, and it would lose the answer.
+pub(super) fn send_now(conn: &UnixSeqpacket, message: &[u8]) {
     let fd = conn.as_raw_fd();
     let mut one = [0u8; 1];
     while matches!(recv(fd, &mut one, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC), Ok(n) if n > 0)
     {
     }
-    let _ = send(
-        fd,
-        &reply.encode(),
-        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-    );
+    let _ = send(fd, message, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
 }
 
 /// Serves an admitted connection to the end.
