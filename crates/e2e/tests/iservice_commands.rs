@@ -227,7 +227,19 @@ fn start_returns_and_the_tunnel_goes_on_until_stop_undoes_everything() {
     assert!(both, "{log}");
     assert_eq!(log.matches("Need hold release").count(), 1, "{log}");
 
+    // log --follow goes on until openvpn has exited, and shows its last words.
+    let log_child = lab
+        .iservice_as(&lab.vpn.user, &["log", "vpn", "--follow", "-n", "1"])
+        .spawn()
+        .unwrap();
+    let log_pid = log_child.id();
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = log_tx.send(log_child.wait_with_output());
+    });
+
     // stop brings it down and everything is undone.
+    std::thread::sleep(Duration::from_millis(500));
     let out = lab.run(&["stop", "vpn"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
@@ -236,6 +248,17 @@ fn start_returns_and_the_tunnel_goes_on_until_stop_undoes_everything() {
         text(&out)
     );
     assert!(eventually(Duration::from_secs(10), || !alive(pid)));
+    let Ok(followed) = log_rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(log_pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        panic!("log --follow did not end after openvpn exited");
+    };
+    let followed = followed.unwrap();
+    assert_eq!(followed.status.code(), Some(0), "{}", text(&followed));
+    let followed = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.contains("SIGTERM"), "{followed}");
     lab.vpn.wait_undone(1);
     assert_same(&before, &lab.vpn.snapshot(), &lab.vpn);
     assert_eq!(lab.status("vpn")["state"], "exited");
