@@ -223,9 +223,15 @@ fn main() {
         Ok("debug") => "debug",
         _ => "info",
     };
+    // BENCH_DNS=resolved: DNS through a mock systemd-resolved on a private bus instead of the
+    // `direct` backend's resolv.conf.
+    let dns = match std::env::var("BENCH_DNS").as_deref() {
+        Ok("resolved") => Dns::MockResolved,
+        _ => Dns::Direct,
+    };
     let vpn = Vpn::with(&Setup {
         log_level: level,
-        ..Setup::new(&pushes, false, Dns::Direct)
+        ..Setup::new(&pushes, false, dns)
     });
     // openvpn writes to stdout, where root openvpn's "Initialization Sequence Completed" is
     // read (and, through the service, the service keeps it as the connection's log).
@@ -261,10 +267,12 @@ fn main() {
         "Machine: {cores} cores, {}; {}; release build; the service at log level {level}; the server pushes {}.\n",
         cpu_model(),
         openvpn_version(),
-        if pushes.no_dns {
-            "addresses and routes, no DNS"
-        } else {
-            "addresses, routes and DNS (applied through the service by its `direct` backend)"
+        match (pushes.no_dns, dns) {
+            (true, _) => "addresses and routes, no DNS",
+            (false, Dns::MockResolved) =>
+                "addresses, routes and DNS (applied through the service to a mock systemd-resolved on a private bus)",
+            (false, _) =>
+                "addresses, routes and DNS (applied through the service by its `direct` backend, which rewrites resolv.conf)",
         }
     );
     println!("| path | min | median | max |");

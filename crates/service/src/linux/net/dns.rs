@@ -40,13 +40,18 @@ fn bus_error(e: &zbus::Error) -> io::Error {
     io::Error::other(format!("systemd-resolved over D-Bus: {e}"))
 }
 
-/// One D-Bus call, bounded by [`BUS_TIMEOUT`].
+/// One D-Bus call, bounded by [`BUS_TIMEOUT`]. A failure other than the peer's own error
+/// reply forgets the shared connection ([`system_bus`]), so that the next call makes a new one
+/// (the bus may have restarted).
 async fn bus<T>(
     what: &str,
     call: impl std::future::Future<Output = zbus::Result<T>>,
 ) -> io::Result<T> {
-    tokio::time::timeout(BUS_TIMEOUT, call)
-        .await
+    let result = tokio::time::timeout(BUS_TIMEOUT, call).await;
+    if !matches!(result, Ok(Ok(_) | Err(zbus::Error::MethodError(..)))) {
+        forget_system_bus();
+    }
+    result
         .map_err(|_| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -56,8 +61,31 @@ async fn bus<T>(
         .map_err(|e| bus_error(&e))
 }
 
+/// The service's one connection to the system bus, made on first use. Connecting (socket,
+/// authentication, Hello) cost several milliseconds per DNS request when each request made
+/// its own, on the path of every connection.
+static SYSTEM_BUS: std::sync::Mutex<Option<zbus::Connection>> = std::sync::Mutex::new(None);
+
+fn forget_system_bus() {
+    SYSTEM_BUS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+}
+
 async fn system_bus() -> io::Result<zbus::Connection> {
-    bus("connecting to the system bus", zbus::Connection::system()).await
+    let cached = SYSTEM_BUS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(conn) = cached {
+        return Ok(conn);
+    }
+    let conn = bus("connecting to the system bus", zbus::Connection::system()).await?;
+    *SYSTEM_BUS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+    Ok(conn)
 }
 
 async fn resolved_present() -> bool {
@@ -264,7 +292,10 @@ pub(crate) async fn revert(undo: &DnsUndo) -> io::Result<()> {
                 {
                     Ok(())
                 }
-                Err(e) => Err(bus_error(&e)),
+                Err(e) => {
+                    forget_system_bus();
+                    Err(bus_error(&e))
+                }
             }
         }
         DnsUndo::Resolvconf { name } => resolvconf(&["-d", name], None).await,
