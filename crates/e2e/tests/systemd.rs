@@ -726,3 +726,74 @@ fn openvpn_27_routing_domains_reach_resolved() {
         "no guest ran openvpn 2.7 (Debian 13 with trixie-backports)"
     );
 }
+
+/// `iservice <args>` in the guest as `user`, stdin closed.
+fn iservice_as(g: &Guest, user: &str, args: &str) -> openvpnserv_e2e::guest::Ran {
+    g.sh(&format!(
+        "setpriv --reuid={user} --regid={user} --init-groups -- iservice {args} </dev/null"
+    ))
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn and the guests (the systemd stage of scripts/test-all.sh)"]
+fn iservice_start_list_log_and_stop_through_the_control_socket_of_the_packaged_service() {
+    for suite in suites() {
+        let suite = suite.as_str();
+        let lab = Lab::new(suite, &Pushes::default());
+        let g = &lab.guest;
+        // A config without a `log` line: openvpn's output then goes to the session unit's
+        // stdout and stderr, which the service takes (StandardOutputFileDescriptor).
+        lab.config("bg.conf", "");
+        let path = g.path("/etc/openvpn/client/bg.conf");
+        let text = std::fs::read_to_string(&path).expect("config");
+        let text: Vec<&str> = text.lines().filter(|l| !l.starts_with("log ")).collect();
+        let text = text.join("\n") + "\n";
+        std::fs::write(&path, text).expect("config");
+        g.must("useradd --create-home ovsother");
+
+        let start = iservice_as(
+            g,
+            USER,
+            "start /etc/openvpn/client/bg.conf --json --non-interactive",
+        );
+        assert!(
+            start.ok && start.text.contains("\"CONNECTED\""),
+            "{suite}: iservice start:\n{}\nservice journal:\n{}",
+            start.text,
+            g.service_log("openvpnserv*")
+        );
+        // The command has ended; the connection goes on in its unit.
+        let tun = lab.tun().expect("a tun after start returned");
+        let list = iservice_as(g, USER, "list --json");
+        assert!(
+            list.ok
+                && list.text.contains("\"name\":\"bg\"")
+                && list.text.contains("\"state\":\"connected\"")
+                && list.text.contains(&format!("\"tun\":\"{tun}\"")),
+            "{suite}: iservice list:\n{}",
+            list.text
+        );
+        let log = iservice_as(g, USER, "log bg");
+        assert!(
+            log.ok && log.text.contains("Initialization Sequence Completed"),
+            "{suite}: openvpn's own output reaches `iservice log` under systemd:\n{}",
+            log.text
+        );
+        // Another user sees nothing of it and cannot stop it.
+        let other = iservice_as(g, "ovsother", "list --json");
+        assert!(
+            other.ok && !other.text.contains("\"name\":\"bg\""),
+            "{suite}: another user's list:\n{}",
+            other.text
+        );
+        let stop = iservice_as(g, "ovsother", "stop bg");
+        assert!(
+            !stop.ok && lab.tun().is_some(),
+            "{suite}: another user's stop:\n{}",
+            stop.text
+        );
+        let stop = iservice_as(g, USER, "stop bg");
+        assert!(stop.ok, "{suite}: iservice stop:\n{}", stop.text);
+        lab.assert_all_undone();
+    }
+}
