@@ -291,6 +291,29 @@ fn per_user_session_limit() {
     let _third = s.start_ok("--config a.ovpn");
 }
 
+/// At default settings one account may hold as many sessions as upstream gives it (63: an
+/// autostart service runs every config under one account); the 32 we had refused the 33rd.
+#[test]
+fn one_account_holds_upstreams_63_sessions_at_defaults() {
+    let s = setup("peruser63", MembershipSource::NoGroups, Revision::V27, &[]);
+    s.scenario(&Scenario {
+        send_messages: false,
+        linger_ms: 60_000,
+        ..Scenario::default()
+    });
+    let held: Vec<Client> = (1..=63)
+        .map(|n| {
+            let (c, reply) = s.start("--config a.ovpn", "");
+            assert!(
+                matches!(reply, Reply::Pid(p) if p != 0),
+                "session {n}: {reply:?}"
+            );
+            c
+        })
+        .collect();
+    drop(held);
+}
+
 #[test]
 fn nonzero_exit_code_is_reported_after_the_pid() {
     let s = setup("exit3", MembershipSource::NoGroups, Revision::V27, &[]);
