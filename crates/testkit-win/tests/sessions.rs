@@ -413,6 +413,23 @@ fn cve_2018_9336_malformed_startup_data_is_refused_and_the_service_survives() {
     let _c = s.start_ok("--config a.ovpn");
 }
 
+/// A 0-byte message is what upstream 2.7's timed peek sees as "no data": it answers at once
+/// with the timeout's label (2.6.14 said `0x00000057 PeekNamedPipeAsync`; we follow 2.7).
+#[test]
+fn zero_byte_startup_message_gets_the_timeout_label_at_once() {
+    let s = setup("zerobyte", MembershipSource::NoGroups, Revision::V27, &[]);
+    let begun = Instant::now();
+    assert_eq!(
+        startup_error(&s, &[]),
+        Reply::error(ERROR_STARTUP_DATA, "GetStartupData (timeout)", "")
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begun.elapsed()
+    );
+}
+
 #[test]
 fn cve_2025_13751_silent_client_times_out() {
     let s = setup("silent", MembershipSource::NoGroups, Revision::V27, &[]);

@@ -179,6 +179,16 @@ fn read_startup(conn: &Pipe, stop: &Event, tag: Tag) -> Result<StartupMessage, O
             }))
         }
     };
+    if n == 0 {
+        // Upstream 2.7 peeks for data and takes "nothing" for the timeout, also when a
+        // 0-byte message completed the peek at once: same label, without the wait.
+        error!(
+            session = tag.session,
+            client_pid = tag.client_pid,
+            "Timeout waiting for startup data (a 0-byte message)"
+        );
+        return Err(Some(startup_error(startup::TIMEOUT_LABEL)));
+    }
     let decoded = StartupMessage::decode(&buf[..n]);
     // The raw bytes hold the management password too.
     buf.zeroize();
