@@ -74,6 +74,69 @@ fn helpers_run_without_inheritance_and_report_exit_codes() {
     );
 }
 
+/// Everything the service logged in this test process so far. A global subscriber: with a
+/// scoped one, events first seen by another test's thread would stay disabled.
+fn logged(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static SINK: OnceLock<Sink> = OnceLock::new();
+    let sink = SINK.get_or_init(|| {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        )
+        .expect("the only subscriber");
+        sink
+    });
+    f();
+    let bytes = sink.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Every external command's line is logged with its outcome (upstream logs each one).
+#[test]
+fn helpers_log_each_command_line() {
+    let mut net = RealNet;
+    let cmd = format!(r"{}\cmd.exe", net.system_dir());
+    let log = logged(|| {
+        net.run_helper(&cmd, "cmd /c exit 0", Duration::from_secs(30));
+        net.run_helper(&cmd, "cmd /c exit 7", Duration::from_secs(30));
+        net.run_helper(
+            r"C:\nowhere\netsh.exe",
+            "netsh interface ip delete wins -1  all",
+            Duration::from_secs(1),
+        );
+    });
+    assert!(
+        log.contains(&format!("\"{cmd} cmd /c exit 0\": completed")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\"{cmd} cmd /c exit 7\": exit status 7")),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            r#"could not run "C:\nowhere\netsh.exe netsh interface ip delete wins -1  all""#
+        ),
+        "{log}"
+    );
+}
+
 #[test]
 fn unknown_alias_is_an_error_not_a_crash() {
     let mut net = RealNet;
