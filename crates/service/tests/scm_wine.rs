@@ -170,7 +170,7 @@ fn install_and_remove_use_upstream_switches() {
     };
     // A service left by an interrupted earlier run goes first; the guard removes ours.
     let _ = sc(&["delete", "OpenVPNServiceInteractive$inst"]);
-    let _guard = ScService("OpenVPNServiceInteractive$inst".to_owned());
+    let guard = ScService("OpenVPNServiceInteractive$inst".to_owned());
     let (code, out) = run(&["/Instance", "INTERACTIVE", "$inst", "-INSTALL"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -225,7 +225,7 @@ fn install_and_remove_use_upstream_switches() {
         ],
     );
     sc(&["start", "OpenVPNServiceInteractive$inst"]);
-    _guard.wait_for(ServiceState::Running);
+    guard.wait_for(ServiceState::Running);
     let (code, out) = run(&["-instance", "interactive", "$inst", "-remove"]);
     assert_eq!(code, Some(0), "{out}");
     let display = "OpenVPN Interactive Service ($inst)";

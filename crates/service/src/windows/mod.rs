@@ -33,7 +33,7 @@ pub mod version;
 use std::process::ExitCode;
 
 use openvpnserv_core::windows::session::startup_cleanup;
-use openvpnserv_proto::channel::{Arch, Codec};
+use openvpnserv_proto::channel::Arch;
 use openvpnserv_settings::registry::RegistryError;
 use openvpnserv_settings::{Instance, Settings};
 use tracing::{error, info};
@@ -89,16 +89,20 @@ impl StartError {
 fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError> {
     startup_cleanup(&mut net::RealNet);
     let settings = load_settings(instance)?;
-    let (revision, why) = version::revision(settings.msg_protocol, &settings.exe_path);
-    info!("channel numbering {revision:?}: {why}");
     let ctx = Context::new(
         instance.clone(),
         settings,
-        Codec::new(Arch::NATIVE, revision),
+        Arch::NATIVE,
         MembershipSource::Token,
         net::RealNetFactory,
     )
     .map_err(StartError::Context)?;
+    // Each session decides again from the openvpn.exe it starts; this logs the first view.
+    let (revision, why) = ctx.numbering.for_session();
+    info!(
+        "channel numbering {revision:?}: {}",
+        why.unwrap_or_default()
+    );
     Server::bind(ctx).map_err(|source| StartError::Pipe {
         path: instance.pipe_path(),
         source,

@@ -9,6 +9,7 @@ use openvpnserv_core::limits;
 use openvpnserv_core::windows::session::{SessionConfig, WinSession};
 use openvpnserv_policy::path::windows::WindowsConfigCheck;
 use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Membership};
+use openvpnserv_proto::channel::Codec;
 use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA, ERROR_TOO_MANY_SESS};
 use openvpnserv_proto::startup::{self, MAX_BYTES};
 use openvpnserv_proto::{Reply, StartupMessage};
@@ -103,6 +104,14 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
             return;
         }
     };
+    let (revision, why) = ctx.numbering.for_session();
+    if let Some(why) = why {
+        info!(
+            session = tag.session,
+            "channel numbering {revision:?}: {why}"
+        );
+    }
+    let codec = Codec::new(ctx.arch, revision);
     let (launched, slot) = match start(conn, ctx, &msg, tag) {
         Ok(x) => x,
         Err(f) => {
@@ -132,7 +141,7 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
         },
     );
     session.set_pid(pid);
-    serve_channel(&channel, &mut session, ctx, stop, tag);
+    serve_channel(&channel, &mut session, codec, stop, tag);
     drop(channel);
     if let Some(code) = end_process(&process) {
         let text = format!("OpenVPN exited with error: exit code = {code}");
@@ -312,14 +321,13 @@ fn write_stdin(mut stdin: &File, text: &str) {
 
 /// Serves channel requests until the channel ends, the service stops, or a request is too
 /// large (CVE-2024-27459: no ack, the channel is dropped).
-fn serve_channel<F: NetFactory>(
+fn serve_channel<N: openvpnserv_core::windows::net::WinNet>(
     channel: &Pipe,
-    session: &mut WinSession<F::Net>,
-    ctx: &Context<F>,
+    session: &mut WinSession<N>,
+    codec: Codec,
     stop: &Event,
     tag: Tag,
 ) {
-    let codec = ctx.codec;
     let mut buf = vec![0u8; codec.max_request_size() + 1];
     loop {
         let n = match channel.read(&mut buf, Some(stop), None) {
