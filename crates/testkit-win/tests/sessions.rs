@@ -380,6 +380,67 @@ fn msg_protocol_auto_follows_the_openvpn_exe_of_each_session() {
     }
 }
 
+/// A request that needs an IP Helper function the system lacks (Wine 8 has no
+/// `GetIpInterfaceEntry`, `CreateIpForwardEntry2`, …) gets an error ack, and the service,
+/// with every other session, lives on (it used to die at the first `set_mtu`).
+#[test]
+fn missing_ip_helper_function_gets_an_error_ack_not_a_crash() {
+    use openvpnserv::windows::net::RealNetFactory;
+    use openvpnserv::windows::sys::network::{ip_helper_available, PROC_NOT_FOUND};
+    let instance = Instance::new("realmtu").unwrap();
+    let work = WorkDir::new("realmtu");
+    let values = harness::values(&work, FAKE);
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let service = InProcess::start_with(
+        &instance,
+        harness::settings(&instance, &pairs),
+        MembershipSource::NoGroups,
+        RealNetFactory,
+    );
+    let names = ["set_mtu", "add_route", "add_address", "flush_neighbors"];
+    let scenario = Scenario {
+        only: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..Scenario::default()
+    };
+    for round in 0..2 {
+        work.write(SCENARIO_FILE, &scenario.to_text());
+        let _ = std::fs::remove_file(work.path().join(RECORD_FILE));
+        let c = Client::connect(&service.pipe_path).unwrap();
+        c.send(&StartupMessage::new(work.text(), "--config a.ovpn", ""))
+            .unwrap();
+        let reply = c.reply(LONG);
+        assert!(
+            matches!(reply, Reply::Pid(p) if p != 0),
+            "round {round}: {reply:?}"
+        );
+        wait_closed(&c);
+        let record = work.read(RECORD_FILE).unwrap_or_default();
+        for name in names {
+            let line = record
+                .lines()
+                .find(|l| l.starts_with(&format!("ack {name} ")))
+                .unwrap_or_else(|| panic!("round {round}: no ack for {name}: {record}"));
+            assert!(line.ends_with("ok=1"), "{line}");
+        }
+        // Where this system lacks the function, the ack says so.
+        let needs = [
+            ("set_mtu", "GetIpInterfaceEntry"),
+            ("add_route", "CreateIpForwardEntry2"),
+            ("add_address", "CreateUnicastIpAddressEntry"),
+        ];
+        for (name, function) in needs {
+            if ip_helper_available(function) == Some(false) {
+                let want = format!("ack {name} id=");
+                let line = record.lines().find(|l| l.starts_with(&want)).unwrap();
+                assert!(
+                    line.contains(&format!(" error={PROC_NOT_FOUND} ")),
+                    "{function} is missing: {line}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn cve_2024_27459_oversized_channel_message() {
     let s = setup("oversize", MembershipSource::NoGroups, &[]);
