@@ -86,14 +86,17 @@ impl StartError {
 }
 
 /// Start-up: clean-up, settings, the first pipe instance.
-fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError> {
+fn start(
+    instance: &Instance,
+    membership: MembershipSource,
+) -> Result<Server<net::RealNetFactory>, StartError> {
     startup_cleanup(&mut net::RealNet);
     let settings = load_settings(instance)?;
     let ctx = Context::new(
         instance.clone(),
         settings,
         Arch::NATIVE,
-        MembershipSource::Token,
+        membership,
         net::RealNetFactory,
     )
     .map_err(StartError::Context)?;
@@ -111,9 +114,14 @@ fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError>
 
 /// Runs the service for `instance` until `stop` is set: start-up clean-up, settings, the
 /// first pipe instance, then `running()` and the accept loop. Returns the Win32 exit code.
-pub fn run_service(instance: &Instance, stop: &Event, running: impl FnOnce()) -> u32 {
+pub fn run_service(
+    instance: &Instance,
+    membership: MembershipSource,
+    stop: &Event,
+    running: impl FnOnce(),
+) -> u32 {
     eventlog::init(&instance.event_source());
-    let server = match start(instance) {
+    let server = match start(instance, membership) {
         Ok(s) => s,
         Err(e) => {
             error!("{e}");

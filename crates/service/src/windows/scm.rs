@@ -15,6 +15,7 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_dispatcher;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
+use super::server::MembershipSource;
 use super::sys::kernel::{system_text, Event};
 
 /// The instance the dispatcher's callback serves (set once before dispatching).
@@ -194,15 +195,30 @@ pub fn start(instance: &Instance) -> ExitCode {
 
 windows_service::define_windows_service!(ffi_service_main, service_main);
 
+/// Where the dispatched service takes group membership from (set once before dispatching).
+static MEMBERSHIP: OnceLock<MembershipSource> = OnceLock::new();
+
 /// Hands the thread to the SCM. Fails when not started by the SCM (e.g. from a console).
 pub fn dispatch(instance: Instance) -> Result<(), windows_service::Error> {
+    dispatch_with(instance, MembershipSource::Token)
+}
+
+/// [`dispatch`] with another membership source: the test kit's service that finds no
+/// groups, for the compliance stage's ordinary-user cases under Wine (where everyone is an
+/// administrator). It can only take rights away.
+pub fn dispatch_with(
+    instance: Instance,
+    membership: MembershipSource,
+) -> Result<(), windows_service::Error> {
     let name = instance.service_name();
     let _ = INSTANCE.set(instance);
+    let _ = MEMBERSHIP.set(membership);
     service_dispatcher::start(name, ffi_service_main)
 }
 
 fn service_main(_arguments: Vec<OsString>) {
     let instance = INSTANCE.get().cloned().unwrap_or_default();
+    let membership = MEMBERSHIP.get().copied().unwrap_or(MembershipSource::Token);
     let Ok(stop) = Event::new() else { return };
     let Ok(stop_for_handler) = stop.try_clone() else {
         return;
@@ -237,7 +253,7 @@ fn service_main(_arguments: Vec<OsString>) {
         1,
         Duration::from_secs(3),
     );
-    let exit = super::run_service(&instance, &stop, || {
+    let exit = super::run_service(&instance, membership, &stop, || {
         report(
             ServiceState::Running,
             ServiceControlAccept::STOP,
