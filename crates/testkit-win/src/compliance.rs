@@ -370,10 +370,32 @@ pub struct Row {
     pub version: String,
     /// The case name.
     pub case: String,
+    /// The `code` spans of the upstream cell: each must be in what upstream was seen doing.
+    pub upstream: Vec<String>,
+    /// The `code` spans of the ours cell: each must be in what ours was seen doing.
+    pub ours: Vec<String>,
+}
+
+/// The `code` spans of a table cell.
+fn spans(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether every span is in `seen` (compared also with the escaping of backslashes undone).
+fn shows(spans: &[String], seen: &str) -> bool {
+    let plain = seen.replace("\\\\", "\\");
+    spans
+        .iter()
+        .all(|s| seen.contains(s.as_str()) || plain.contains(s.as_str()))
 }
 
 /// The rows of the table under the heading `## Compared with upstream` of `markdown`: the
-/// first cell of each row is `` `<version> <case>` ``.
+/// first cell of each row is `` `<version> <case>` ``; the upstream and ours cells quote, in
+/// `code` spans, text that each side's observation must contain.
 pub fn documented(markdown: &str) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut inside = false;
@@ -388,13 +410,16 @@ pub fn documented(markdown: &str) -> Vec<Row> {
         let Some(cell) = line.strip_prefix("| `") else {
             continue;
         };
-        let Some((key, _)) = cell.split_once('`') else {
+        let Some((key, rest)) = cell.split_once('`') else {
             continue;
         };
-        if let Some((version, case)) = key.split_once(' ') {
+        let cells: Vec<&str> = rest.split(" | ").collect();
+        if let (Some((version, case)), true) = (key.split_once(' '), cells.len() >= 3) {
             rows.push(Row {
                 version: version.to_owned(),
                 case: case.to_owned(),
+                upstream: spans(cells[1]),
+                ours: spans(cells[2]),
             });
         }
     }
@@ -420,7 +445,15 @@ pub fn documenting<'a>(
     upstream: &str,
     ours: &str,
 ) -> Option<&'a Row> {
-    let find = |name: &str| rows.iter().find(|r| r.case == name && r.covers(version));
+    // A row documents the difference only if both sides show what its cells quote.
+    let find = |name: &str| {
+        rows.iter().find(|r| {
+            r.case == name
+                && r.covers(version)
+                && shows(&r.upstream, upstream)
+                && shows(&r.ours, ours)
+        })
+    };
     if upstream.replace("\\r\\n(null)", "\\r\\n") == ours {
         if let Some(r) = find("any/third_line") {
             return Some(r);
