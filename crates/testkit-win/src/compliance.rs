@@ -235,6 +235,15 @@ impl Service {
         panic!("{}: the service {name} does not start", self.label);
     }
 
+    /// Waits up to 20 s for the SCM to see the service stopped.
+    fn wait_stopped(&self) {
+        let name = self.instance.service_name();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && state(&name) == Some(ServiceState::Running) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn pipe_answers(&self) -> bool {
         let name = openvpnserv::windows::sys::wide::wide(&self.instance.pipe_path());
         // A pipe exists when WaitNamedPipe finds it (busy or free); this does not connect.
@@ -257,9 +266,18 @@ impl Service {
         self.work.write(SCENARIO_FILE, &case.scenario.to_text());
         let _ = std::fs::remove_file(self.work.path().join(RECORD_FILE));
         let mut out = String::new();
-        let client = match Client::connect(&self.pipe_path()) {
-            Ok(c) => c,
-            Err(e) => return format!("connect failed {e}\n"),
+        self.ensure_running();
+        // A service that died just now (upstream, on a function Wine lacks) may still have
+        // looked alive: start it and try once more.
+        let client = if let Ok(c) = Client::connect(&self.pipe_path()) {
+            c
+        } else {
+            self.wait_stopped();
+            self.ensure_running();
+            match Client::connect(&self.pipe_path()) {
+                Ok(c) => c,
+                Err(e) => return format!("connect failed {e}\n"),
+            }
         };
         let sent = match &case.send {
             Send::Raw(bytes) => client.write(bytes),
@@ -276,7 +294,10 @@ impl Service {
         let begun = Instant::now();
         let mut first = true;
         loop {
-            match client.read(Duration::from_secs(5)) {
+            // 5 s for the first reply (2.6 never answers a silent client); then up to 20 s
+            // for the session's end (a crashing service takes a while to go).
+            let wait = if first { 5 } else { 20 };
+            match client.read(Duration::from_secs(wait)) {
                 Read::Message(bytes) => {
                     if first {
                         let _ = writeln!(out, "first reply {}", bucket(begun.elapsed()));
@@ -289,18 +310,36 @@ impl Service {
                     break;
                 }
                 Read::Timeout => {
-                    out.push_str("no more within 5 s\n");
+                    let _ = writeln!(out, "no more within {wait} s");
                     break;
                 }
             }
         }
         drop(client);
-        // The session's end (and its undo) before the record is read.
-        std::thread::sleep(Duration::from_millis(100));
-        if self.ensure_running() {
-            out.push_str("service died (restarted)\n");
+        // The fake's last line is `exit` (a fake that is being killed writes none; where no
+        // openvpn was started there is no record at all).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline
+            && self
+                .work
+                .read(RECORD_FILE)
+                .is_some_and(|r| !r.lines().any(|l| l == "exit"))
+        {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if let Some(record) = self.work.read(RECORD_FILE) {
+        let record = self.work.read(RECORD_FILE);
+        // An ack that never came means the service died under the message: wait until the
+        // SCM sees it gone, so that the next case does not meet a dying service.
+        if record
+            .as_deref()
+            .is_some_and(|r| r.lines().any(|l| l.starts_with("no ack ")))
+        {
+            self.wait_stopped();
+        }
+        if self.ensure_running() {
+            let _ = writeln!(out, "service died (restarted)");
+        }
+        if let Some(record) = record {
             for line in record.lines() {
                 let _ = writeln!(out, "openvpn {}", record_line(line, &work));
             }
