@@ -148,6 +148,7 @@ impl<F: NetFactory> Server<F> {
                     break Err(Win32Error::new(e.code, "ConnectNamedPipe"));
                 }
             }
+            let accepted = std::time::Instant::now();
             // First the next listening instance, so a client always finds one.
             let next = match Pipe::create(
                 &self.ctx.instance.pipe_path(),
@@ -182,7 +183,7 @@ impl<F: NetFactory> Server<F> {
             };
             match std::thread::Builder::new()
                 .name("session".into())
-                .spawn(move || session::serve(&conn, &ctx, &stop))
+                .spawn(move || session::serve(&conn, &ctx, &stop, accepted))
             {
                 Ok(w) => workers.push(w),
                 Err(e) => error!("Insufficient resources to service new clients: {e}"),
