@@ -74,37 +74,11 @@ fn helpers_run_without_inheritance_and_report_exit_codes() {
     );
 }
 
-/// Everything the service logged in this test process so far. A global subscriber: with a
-/// scoped one, events first seen by another test's thread would stay disabled.
+/// What the service logged in this test process, after `f` ran.
 fn logged(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex, OnceLock};
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    static SINK: OnceLock<Sink> = OnceLock::new();
-    let sink = SINK.get_or_init(|| {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::fmt()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .finish(),
-        )
-        .expect("the only subscriber");
-        sink
-    });
+    let sink = openvpnserv_testkit_win::harness::capture_logs("info");
     f();
-    let bytes = sink.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    sink.text()
 }
 
 /// Every external command's line is logged with its outcome (upstream logs each one).

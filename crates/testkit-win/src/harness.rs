@@ -291,3 +291,57 @@ fn version_resource(major: u16, minor: u16) -> Vec<u8> {
     out[..2].copy_from_slice(&len.to_le_bytes());
     out
 }
+
+/// Settings as the registry rules make them from [`values`]: install dir `C:\OpenVPN`, `exe`
+/// as openvpn, configs under `work`.
+pub fn test_settings(instance: &Instance, work: &WorkDir, exe: &str) -> Settings {
+    let values = values(work, exe);
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    settings(instance, &pairs)
+}
+
+/// What the service logged in this process, kept by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogSink {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Makes this process's `tracing` events (at `filter`, e.g. `debug`) go to a sink the test
+/// reads. A global subscriber, set once per process (the first filter wins): with a scoped
+/// one, events first seen by another test's thread would stay disabled.
+pub fn capture_logs(filter: &str) -> &'static LogSink {
+    static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = LogSink::default();
+        let writer = sink.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        sink
+    })
+}

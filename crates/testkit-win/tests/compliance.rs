@@ -188,7 +188,6 @@ fn bench_connect_to_pid_reply() {
 /// collected; prints the median of each step.
 fn steps_in_process(rounds: usize) {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use openvpnserv::windows::server::MembershipSource;
@@ -199,31 +198,12 @@ fn steps_in_process(rounds: usize) {
     use openvpnserv_testkit_win::harness::{self, InProcess};
     use openvpnserv_testkit_win::scenario::{Scenario, SCENARIO_FILE};
 
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .try_init();
+    let sink = harness::capture_logs("debug");
     let instance = Instance::new("$benchsteps").unwrap();
     let work = WorkDir::new("bench-steps");
-    let values = harness::values(&work, FAKE);
-    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let service = InProcess::start(
         &instance,
-        harness::settings(&instance, &pairs),
+        harness::test_settings(&instance, &work, FAKE),
         MembershipSource::NoGroups,
         RecordingNet::new(),
     );
@@ -243,7 +223,7 @@ fn steps_in_process(rounds: usize) {
         while let Read::Message(_) = c.read(Duration::from_secs(10)) {}
     }
     drop(service);
-    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let text = sink.text();
     let mut steps: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
     for line in text.lines() {
         let Some((_, tail)) = line.split_once("from accept: ") else {

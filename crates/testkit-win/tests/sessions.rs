@@ -389,11 +389,9 @@ fn missing_ip_helper_function_gets_an_error_ack_not_a_crash() {
     use openvpnserv::windows::sys::network::{ip_helper_available, PROC_NOT_FOUND};
     let instance = Instance::new("realmtu").unwrap();
     let work = WorkDir::new("realmtu");
-    let values = harness::values(&work, FAKE);
-    let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let service = InProcess::start_with(
         &instance,
-        harness::settings(&instance, &pairs),
+        harness::test_settings(&instance, &work, FAKE),
         MembershipSource::NoGroups,
         RealNetFactory,
     );
