@@ -6,13 +6,13 @@
 #   scripts/test-all.sh                 everything (what CI runs)
 #   STAGES="unit wine" scripts/test-all.sh   only some stages
 #
-# Stages: lint, unit, wine, e2e, systemd, fuzz. Each stage prints its own header; the script
+# Stages: lint, unit, wine, compliance, e2e, systemd, fuzz. Each stage prints its own header; the script
 # stops at the first failing stage and exits non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/as-root.sh
 as_root "$0" "$@"
-STAGES="${STAGES:-lint unit wine e2e systemd fuzz}"
+STAGES="${STAGES:-lint unit wine compliance e2e systemd fuzz}"
 started=$(date +%s)
 # A one-off build gains nothing from incremental caches; they only cost disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
@@ -52,6 +52,11 @@ fi
 if want wine; then
     stage "Windows tests under Wine"
     cargo test --workspace --exclude openvpnserv-e2e --quiet --target x86_64-pc-windows-gnu
+fi
+
+if want compliance; then
+    stage "compliance: upstream's openvpnserv.exe (built from Debian's source) and ours, side by side under Wine"
+    scripts/compliance.sh
 fi
 
 if want e2e; then

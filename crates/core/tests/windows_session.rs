@@ -439,9 +439,21 @@ fn wins_commands_and_undo() {
         )]
     );
     let (mut s, _) = session();
-    let mut zero = m;
+    let mut zero = m.clone();
     zero.iface = Interface::by_index(0, "tun0").unwrap();
     assert_eq!(s.handle(&Request::AddWinsCfg(zero)), ERROR_MESSAGE_DATA);
+    // The index is a C int upstream (`%d`): the invalid index -1 is written as -1, never
+    // as 4294967295.
+    let (mut s, net) = session();
+    let mut invalid = m;
+    invalid.iface = Interface::by_index(u32::MAX, "").unwrap();
+    assert_eq!(s.handle(&Request::DelWinsCfg(invalid)), 0);
+    assert_eq!(
+        net.transcript(),
+        [format!(
+            "{netsh} [netsh interface ip delete wins -1  all] 30s"
+        )]
+    );
 }
 
 #[test]

@@ -74,6 +74,43 @@ fn helpers_run_without_inheritance_and_report_exit_codes() {
     );
 }
 
+/// What the service logged in this test process, after `f` ran.
+fn logged(f: impl FnOnce()) -> String {
+    let sink = openvpnserv_testkit_win::harness::capture_logs("info");
+    f();
+    sink.text()
+}
+
+/// Every external command's line is logged with its outcome (upstream logs each one).
+#[test]
+fn helpers_log_each_command_line() {
+    let mut net = RealNet;
+    let cmd = format!(r"{}\cmd.exe", net.system_dir());
+    let log = logged(|| {
+        net.run_helper(&cmd, "cmd /c exit 0", Duration::from_secs(30));
+        net.run_helper(&cmd, "cmd /c exit 7", Duration::from_secs(30));
+        net.run_helper(
+            r"C:\nowhere\netsh.exe",
+            "netsh interface ip delete wins -1  all",
+            Duration::from_secs(1),
+        );
+    });
+    assert!(
+        log.contains(&format!("\"{cmd} cmd /c exit 0\": completed")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\"{cmd} cmd /c exit 7\": exit status 7")),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            r#"could not run "C:\nowhere\netsh.exe netsh interface ip delete wins -1  all""#
+        ),
+        "{log}"
+    );
+}
+
 #[test]
 fn unknown_alias_is_an_error_not_a_crash() {
     let mut net = RealNet;

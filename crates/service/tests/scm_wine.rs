@@ -170,7 +170,7 @@ fn install_and_remove_use_upstream_switches() {
     };
     // A service left by an interrupted earlier run goes first; the guard removes ours.
     let _ = sc(&["delete", "OpenVPNServiceInteractive$inst"]);
-    let _guard = ScService("OpenVPNServiceInteractive$inst".to_owned());
+    let guard = ScService("OpenVPNServiceInteractive$inst".to_owned());
     let (code, out) = run(&["/Instance", "INTERACTIVE", "$inst", "-INSTALL"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -213,8 +213,29 @@ fn install_and_remove_use_upstream_switches() {
         let reg = String::from_utf8_lossy(&reg.stdout);
         assert!(reg.contains(r"tap0901\0Dhcp"), "{reg}");
     }
+    // A running service is stopped first: upstream's lines, CRLF, no blank line between.
+    let instance = Instance::new("$inst").unwrap();
+    let work = WorkDir::new("scm-inst");
+    let _reg = registry_instance(
+        &instance,
+        &[
+            ("", r"C:\OpenVPN".to_owned()),
+            ("exe_path", wine_path(EXE)),
+            ("config_dir", work.config_dir()),
+        ],
+    );
+    sc(&["start", "OpenVPNServiceInteractive$inst"]);
+    guard.wait_for(ServiceState::Running);
     let (code, out) = run(&["-instance", "interactive", "$inst", "-remove"]);
     assert_eq!(code, Some(0), "{out}");
+    let display = "OpenVPN Interactive Service ($inst)";
+    let dots = out
+        .strip_prefix(&format!("Stopping {display}."))
+        .and_then(|rest| {
+            rest.strip_suffix(&format!("\r\n{display} stopped.\r\n{display} removed.\r\n"))
+        })
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(dots.chars().all(|c| c == '.'), "{out:?}");
     let manager =
         ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT).unwrap();
     assert!(manager
@@ -223,4 +244,12 @@ fn install_and_remove_use_upstream_switches() {
             ServiceAccess::QUERY_STATUS
         )
         .is_err());
+    // A missing service: upstream's `OpenService failed - <system text> (0x424)`, exit 1.
+    let (code, out) = run(&["-instance", "interactive", "$inst", "-remove"]);
+    assert_eq!(code, Some(1), "{out:?}");
+    assert!(
+        out.starts_with("OpenService failed - ") && out.ends_with(" (0x424)\r\n"),
+        "{out:?}"
+    );
+    assert_eq!(out.matches('\n').count(), 1, "{out:?}");
 }

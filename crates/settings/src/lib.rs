@@ -127,8 +127,12 @@ pub struct Settings {
 
 /// Default total session limit (upstream's fixed cap is 63).
 pub const DEFAULT_MAX_SESSIONS: u32 = 2048;
-/// Default per-user session limit.
+/// Default per-user session limit (Linux).
 pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 32;
+/// Default per-user session limit on Windows: upstream lets one account hold all 63 of its
+/// sessions (an autostart service runs every config under one account), so at defaults we
+/// must not refuse what upstream accepts.
+pub const DEFAULT_MAX_SESSIONS_PER_USER_WINDOWS: u32 = 63;
 
 /// Appends `sep` unless `s` already ends with it.
 pub(crate) fn with_trailing(s: &str, sep: char) -> String {

@@ -8,7 +8,7 @@
 
 use crate::{
     with_trailing, DnsBackend, Instance, MsgProtocol, Priority, Settings, DEFAULT_MAX_SESSIONS,
-    DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_MAX_SESSIONS_PER_USER_WINDOWS,
 };
 
 /// A registry value as the lookup found it.
@@ -147,7 +147,10 @@ pub fn read(
             .ok_or_else(|| err(name, format!("{v:?} is not a positive whole number")))
     };
     let max_sessions = count("max_sessions", DEFAULT_MAX_SESSIONS)?;
-    let max_sessions_per_user = count("max_sessions_per_user", DEFAULT_MAX_SESSIONS_PER_USER)?;
+    let max_sessions_per_user = count(
+        "max_sessions_per_user",
+        DEFAULT_MAX_SESSIONS_PER_USER_WINDOWS,
+    )?;
     let msg_protocol = {
         let v = value("msg_protocol", "auto")?;
         MsgProtocol::parse(&v)
@@ -233,6 +236,9 @@ mod tests {
             assert_eq!(s.ovpn_admin_group, "OpenVPN Administrators");
             assert_eq!(s.ovpn_service_user, "OpenVPNService");
             assert_eq!(s.msg_protocol, MsgProtocol::Auto);
+            // Upstream lets one account hold all 63 of its sessions.
+            assert_eq!(s.max_sessions_per_user, 63);
+            assert!(s.max_sessions >= 63);
         }
     }
 

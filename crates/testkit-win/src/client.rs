@@ -177,3 +177,12 @@ impl Client {
         (ok != 0).then_some(pid)
     }
 }
+
+/// Whether a pipe of this name (NUL-terminated) exists, busy or free; does not connect.
+pub fn pipe_exists(name: &[u16]) -> bool {
+    // SAFETY: NUL-terminated name.
+    if unsafe { WaitNamedPipeW(name.as_ptr(), 1) } != 0 {
+        return true;
+    }
+    last_error() != windows_sys::Win32::Foundation::ERROR_FILE_NOT_FOUND
+}

@@ -2,6 +2,7 @@
 //!
 //! * [`scenario`]: every channel message a fake openvpn sends, with the ack it expects.
 //! * `client`: a minimal client of the service pipe (Windows only).
+//! * `compliance`: upstream's service and ours side by side (the compliance stage).
 //! * `harness`: the service in-process with a recording network layer, and test registry
 //!   instances (Windows only).
 //!
@@ -12,5 +13,7 @@ pub mod scenario;
 
 #[cfg(windows)]
 pub mod client;
+#[cfg(windows)]
+pub mod compliance;
 #[cfg(windows)]
 pub mod harness;

@@ -36,6 +36,8 @@ pub struct Scenario {
     /// A handle value of the service's process that must not have been inherited; the fake
     /// records whether it is valid in its own process (`foreign_handle valid|invalid`).
     pub foreign_handle: u64,
+    /// Send only the messages of these names (all when empty).
+    pub only: Vec<String>,
 }
 
 impl Default for Scenario {
@@ -48,15 +50,22 @@ impl Default for Scenario {
             linger_ms: 0,
             exit_code: 0,
             foreign_handle: 0,
+            only: Vec::new(),
         }
     }
 }
 
 impl Scenario {
+    /// Whether the scenario sends the message called `name`.
+    pub fn sends(&self, name: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|n| n == name))
+            && !(self.skip_deletes && name.starts_with("del_"))
+    }
+
     /// The file's text.
     pub fn to_text(&self) -> String {
         format!(
-            "revision {}\nmessages {}\nskip_deletes {}\noversize {}\nlinger_ms {}\nexit {}\nforeign_handle {}\n",
+            "revision {}\nmessages {}\nskip_deletes {}\noversize {}\nlinger_ms {}\nexit {}\nforeign_handle {}\nonly {}\n",
             if self.revision == Revision::V26 {
                 "2.6"
             } else {
@@ -67,7 +76,12 @@ impl Scenario {
             u8::from(self.oversize),
             self.linger_ms,
             self.exit_code,
-            self.foreign_handle
+            self.foreign_handle,
+            if self.only.is_empty() {
+                "-".to_owned()
+            } else {
+                self.only.join(",")
+            }
         )
     }
 
@@ -93,6 +107,9 @@ impl Scenario {
                 "linger_ms" => s.linger_ms = value.parse().unwrap_or(0),
                 "exit" => s.exit_code = value.parse().unwrap_or(0),
                 "foreign_handle" => s.foreign_handle = value.parse().unwrap_or(0),
+                "only" if value != "-" => {
+                    s.only = value.split(',').map(str::to_owned).collect();
+                }
                 _ => {}
             }
         }
@@ -305,6 +322,7 @@ mod tests {
             linger_ms: 5,
             exit_code: 3,
             foreign_handle: 0x1234,
+            only: vec!["set_mtu".into(), "add_route".into()],
         };
         assert_eq!(Scenario::parse(&s.to_text()), s);
     }

@@ -10,7 +10,7 @@ use openvpnserv::windows::server::{Context, MembershipSource, Server};
 use openvpnserv::windows::sys::security::normalize_dacl_sddl;
 use openvpnserv_core::windows::fake::RecordingNet;
 use openvpnserv_core::windows::sddl;
-use openvpnserv_proto::channel::{Arch, Codec, Revision};
+use openvpnserv_proto::channel::{Arch, Revision};
 use openvpnserv_proto::codes::{ERROR_CANT_WAIT, ERROR_STARTUP_DATA};
 use openvpnserv_proto::{Reply, StartupMessage};
 use openvpnserv_settings::Instance;
@@ -27,12 +27,7 @@ struct Setup {
     service: InProcess,
 }
 
-fn setup(
-    id: &str,
-    membership: MembershipSource,
-    revision: Revision,
-    extra: &[(&str, &str)],
-) -> Setup {
+fn setup(id: &str, membership: MembershipSource, extra: &[(&str, &str)]) -> Setup {
     let instance = Instance::new(id).unwrap();
     let work = WorkDir::new(id);
     let mut values = harness::values(&work, FAKE);
@@ -40,7 +35,7 @@ fn setup(
     let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let settings = harness::settings(&instance, &pairs);
     let net = RecordingNet::new();
-    let service = InProcess::start(&instance, settings, revision, membership, net.clone());
+    let service = InProcess::start(&instance, settings, membership, net.clone());
     Setup { work, net, service }
 }
 
@@ -98,7 +93,7 @@ fn wait_closed(c: &Client) -> Vec<Reply> {
 /// through the channel, every message acked as expected, and the undo done.
 #[test]
 fn valid_start_on_the_test_instance_runs_the_channel() {
-    let s = setup("$test", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("$test", MembershipSource::NoGroups, &[]);
     assert_eq!(s.service.pipe_path, r"\\.\pipe\openvpn$test\service");
     s.scenario(&Scenario::default());
     let (c, reply) = s.start("--config a.ovpn --verb 3", "pw\n");
@@ -158,7 +153,7 @@ fn valid_start_on_the_test_instance_runs_the_channel() {
 /// §5.7 once the session ends.
 #[test]
 fn session_end_undoes_what_openvpn_left() {
-    let s = setup("undo", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("undo", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         skip_deletes: true,
         ..Scenario::default()
@@ -194,7 +189,7 @@ fn session_end_undoes_what_openvpn_left() {
 #[test]
 fn launch_stdio_and_inherited_handles() {
     use std::os::windows::io::AsRawHandle;
-    let s = setup("launch", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("launch", MembershipSource::NoGroups, &[]);
     // An inheritable handle in the service's process at launch time.
     let sa = windows_sys::Win32::Security::SECURITY_ATTRIBUTES {
         nLength: size_of::<windows_sys::Win32::Security::SECURITY_ATTRIBUTES>() as u32,
@@ -231,7 +226,6 @@ fn launch_uses_the_registry_priority_class() {
     let s = setup(
         "priority",
         MembershipSource::NoGroups,
-        Revision::V27,
         &[("priority", "IDLE_PRIORITY_CLASS")],
     );
     s.scenario(&Scenario {
@@ -246,7 +240,7 @@ fn launch_uses_the_registry_priority_class() {
 /// The client leaving does not end openvpn's session (spec §6.3).
 #[test]
 fn client_leaving_does_not_end_the_session() {
-    let s = setup("leave", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("leave", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         linger_ms: 1500,
         ..Scenario::default()
@@ -271,7 +265,6 @@ fn per_user_session_limit() {
     let s = setup(
         "peruser",
         MembershipSource::NoGroups,
-        Revision::V27,
         &[("max_sessions_per_user", "1")],
     );
     s.scenario(&Scenario {
@@ -291,9 +284,32 @@ fn per_user_session_limit() {
     let _third = s.start_ok("--config a.ovpn");
 }
 
+/// At default settings one account may hold as many sessions as upstream gives it (63: an
+/// autostart service runs every config under one account); the 32 we had refused the 33rd.
+#[test]
+fn one_account_holds_upstreams_63_sessions_at_defaults() {
+    let s = setup("peruser63", MembershipSource::NoGroups, &[]);
+    s.scenario(&Scenario {
+        send_messages: false,
+        linger_ms: 60_000,
+        ..Scenario::default()
+    });
+    let held: Vec<Client> = (1..=63)
+        .map(|n| {
+            let (c, reply) = s.start("--config a.ovpn", "");
+            assert!(
+                matches!(reply, Reply::Pid(p) if p != 0),
+                "session {n}: {reply:?}"
+            );
+            c
+        })
+        .collect();
+    drop(held);
+}
+
 #[test]
 fn nonzero_exit_code_is_reported_after_the_pid() {
-    let s = setup("exit3", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("exit3", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         send_messages: false,
         exit_code: 3,
@@ -309,7 +325,6 @@ fn openvpn_numbering_2_6_is_served() {
     let s = setup(
         "v26",
         MembershipSource::NoGroups,
-        Revision::V26,
         &[("msg_protocol", "2.6")],
     );
     s.scenario(&Scenario {
@@ -326,9 +341,107 @@ fn openvpn_numbering_2_6_is_served() {
     }
 }
 
+/// With `msg_protocol = auto` each session speaks the numbering of the openvpn.exe it
+/// starts: openvpn 2.6 replaced by 2.7 while the service runs is served with 2.7's numbers
+/// (deciding once at start broke block-outside-dns: `message type 12 has 288 bytes`).
+#[test]
+fn msg_protocol_auto_follows_the_openvpn_exe_of_each_session() {
+    let work_exe = WorkDir::new("autover-bin");
+    let exe = work_exe.path().join("openvpn.exe");
+    harness::stamp_version(std::path::Path::new(FAKE), &exe, 2, 6);
+    let exe_text = exe.to_string_lossy().into_owned();
+    let s = setup(
+        "autover",
+        MembershipSource::NoGroups,
+        &[("exe_path", exe_text.as_str()), ("msg_protocol", "auto")],
+    );
+    for (major_minor, revision) in [((2, 6), Revision::V26), ((2, 7), Revision::V27)] {
+        if major_minor.1 == 7 {
+            // Replaced while the service runs (a later modification time).
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = std::fs::remove_file(&exe);
+            harness::stamp_version(std::path::Path::new(FAKE), &exe, 2, 7);
+        }
+        let _ = std::fs::remove_file(s.work.path().join(RECORD_FILE));
+        s.scenario(&Scenario {
+            revision,
+            ..Scenario::default()
+        });
+        wait_closed(&s.start_ok("--config a.ovpn"));
+        let record = s.record();
+        for step in scenario::messages(revision) {
+            let expected = step.ack_error.unwrap_or(0);
+            let line = format!("ack {} id={} error={expected} ok=1", step.name, step.ack_id);
+            assert!(
+                record.contains(&line),
+                "{major_minor:?}: {line} not in {record}"
+            );
+        }
+    }
+}
+
+/// A request that needs an IP Helper function the system lacks (Wine 8 has no
+/// `GetIpInterfaceEntry`, `CreateIpForwardEntry2`, …) gets an error ack, and the service,
+/// with every other session, lives on (it used to die at the first `set_mtu`).
+#[test]
+fn missing_ip_helper_function_gets_an_error_ack_not_a_crash() {
+    use openvpnserv::windows::net::RealNetFactory;
+    use openvpnserv::windows::sys::network::{ip_helper_available, PROC_NOT_FOUND};
+    let instance = Instance::new("realmtu").unwrap();
+    let work = WorkDir::new("realmtu");
+    let service = InProcess::start_with(
+        &instance,
+        harness::test_settings(&instance, &work, FAKE),
+        MembershipSource::NoGroups,
+        RealNetFactory,
+    );
+    let names = ["set_mtu", "add_route", "add_address", "flush_neighbors"];
+    let scenario = Scenario {
+        only: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..Scenario::default()
+    };
+    for round in 0..2 {
+        work.write(SCENARIO_FILE, &scenario.to_text());
+        let _ = std::fs::remove_file(work.path().join(RECORD_FILE));
+        let c = Client::connect(&service.pipe_path).unwrap();
+        c.send(&StartupMessage::new(work.text(), "--config a.ovpn", ""))
+            .unwrap();
+        let reply = c.reply(LONG);
+        assert!(
+            matches!(reply, Reply::Pid(p) if p != 0),
+            "round {round}: {reply:?}"
+        );
+        wait_closed(&c);
+        let record = work.read(RECORD_FILE).unwrap_or_default();
+        for name in names {
+            let line = record
+                .lines()
+                .find(|l| l.starts_with(&format!("ack {name} ")))
+                .unwrap_or_else(|| panic!("round {round}: no ack for {name}: {record}"));
+            assert!(line.ends_with("ok=1"), "{line}");
+        }
+        // Where this system lacks the function, the ack says so.
+        let needs = [
+            ("set_mtu", "GetIpInterfaceEntry"),
+            ("add_route", "CreateIpForwardEntry2"),
+            ("add_address", "CreateUnicastIpAddressEntry"),
+        ];
+        for (name, function) in needs {
+            if ip_helper_available(function) == Some(false) {
+                let want = format!("ack {name} id=");
+                let line = record.lines().find(|l| l.starts_with(&want)).unwrap();
+                assert!(
+                    line.contains(&format!(" error={PROC_NOT_FOUND} ")),
+                    "{function} is missing: {line}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn cve_2024_27459_oversized_channel_message() {
-    let s = setup("oversize", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("oversize", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         send_messages: false,
         oversize: true,
@@ -363,7 +476,7 @@ fn startup_error(s: &Setup, bytes: &[u8]) -> Reply {
 /// `GetStartupData`, delivered (not lost), and the service keeps serving.
 #[test]
 fn cve_2018_9336_malformed_startup_data_is_refused_and_the_service_survives() {
-    let s = setup("malformed", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("malformed", MembershipSource::NoGroups, &[]);
     let one_string: Vec<u8> = StartupMessage::new("d", "", "").encode()[..4].to_vec();
     let two_strings: Vec<u8> = StartupMessage::new("d", "o", "").encode()[..8].to_vec();
     let mut unterminated = StartupMessage::new("d", "o", "s").encode();
@@ -390,9 +503,26 @@ fn cve_2018_9336_malformed_startup_data_is_refused_and_the_service_survives() {
     let _c = s.start_ok("--config a.ovpn");
 }
 
+/// A 0-byte message is what upstream 2.7's timed peek sees as "no data": it answers at once
+/// with the timeout's label (2.6.14 said `0x00000057 PeekNamedPipeAsync`; we follow 2.7).
+#[test]
+fn zero_byte_startup_message_gets_the_timeout_label_at_once() {
+    let s = setup("zerobyte", MembershipSource::NoGroups, &[]);
+    let begun = Instant::now();
+    assert_eq!(
+        startup_error(&s, &[]),
+        Reply::error(ERROR_STARTUP_DATA, "GetStartupData (timeout)", "")
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begun.elapsed()
+    );
+}
+
 #[test]
 fn cve_2025_13751_silent_client_times_out() {
-    let s = setup("silent", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("silent", MembershipSource::NoGroups, &[]);
     let c = s.client();
     let begun = Instant::now();
     let reply = c.reply(LONG);
@@ -410,7 +540,7 @@ fn cve_2025_13751_silent_client_times_out() {
 /// Connecting and leaving at once must not stop the service (`ERROR_NO_DATA` is retried).
 #[test]
 fn cve_2025_13751_connect_and_close_loop() {
-    let s = setup("connloop", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("connloop", MembershipSource::NoGroups, &[]);
     for _ in 0..200 {
         drop(s.client());
     }
@@ -425,12 +555,7 @@ fn cve_2025_13751_connect_and_close_loop() {
 /// once (upstream's fixed cap is 63).
 #[test]
 fn cve_2025_13751_too_many_concurrent_clients() {
-    let s = setup(
-        "cap",
-        MembershipSource::NoGroups,
-        Revision::V27,
-        &[("max_sessions", "3")],
-    );
+    let s = setup("cap", MembershipSource::NoGroups, &[("max_sessions", "3")]);
     let held: Vec<Client> = (0..3).map(|_| s.client()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let fourth = s.client();
@@ -455,7 +580,7 @@ fn refused(s: &Setup, options: &str) -> String {
 
 #[test]
 fn bug_2017_one_byte_startup_data() {
-    let s = setup("onebyte", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("onebyte", MembershipSource::NoGroups, &[]);
     assert_eq!(
         startup_error(&s, &[0x41]),
         Reply::error(ERROR_STARTUP_DATA, "GetStartupData", "")
@@ -469,7 +594,7 @@ fn bug_2017_one_byte_startup_data() {
 
 #[test]
 fn startup_size_bound_8194_bytes() {
-    let s = setup("sizebound", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("sizebound", MembershipSource::NoGroups, &[]);
     assert_eq!(
         startup_error(&s, &vec![0x41; 8194]),
         Reply::error(ERROR_STARTUP_DATA, "GetStartupData", "")
@@ -478,21 +603,21 @@ fn startup_size_bound_8194_bytes() {
 
 #[test]
 fn cve_2024_27903_plugin_is_refused() {
-    let s = setup("plugin", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("plugin", MembershipSource::NoGroups, &[]);
     assert!(refused(&s, "--config a.ovpn --plugin x.dll")
         .starts_with("You have specified an option (--plugin)"));
 }
 
 #[test]
 fn cve_2026_63649_setenv_opt_is_refused() {
-    let s = setup("setenvopt", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("setenvopt", MembershipSource::NoGroups, &[]);
     assert!(refused(&s, "--config a.ovpn --setenv opt plugin x.dll")
         .starts_with("You have specified an option (--setenv)"));
 }
 
 #[test]
 fn srlabs_config_stdin_is_refused() {
-    let s = setup("stdin", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("stdin", MembershipSource::NoGroups, &[]);
     assert!(refused(&s, "--config stdin").contains("config file location (stdin relative to"));
 }
 
@@ -501,7 +626,7 @@ fn srlabs_config_stdin_is_refused() {
 /// prefix, absolute outside, and mixed case inside.
 #[test]
 fn config_path_hardening_dotdot_sibling_and_mixed_case() {
-    let s = setup("policy", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("policy", MembershipSource::NoGroups, &[]);
     let group = "\"OpenVPN Administrators\" group";
     let text = refused(&s, r"--config ..\evil.ovpn");
     assert_eq!(
@@ -535,7 +660,7 @@ fn config_path_hardening_dotdot_sibling_and_mixed_case() {
 /// caller is authorized by the Administrators group and may use any option.
 #[test]
 fn administrator_from_the_token_is_authorized() {
-    let s = setup("admin", MembershipSource::Token, Revision::V27, &[]);
+    let s = setup("admin", MembershipSource::Token, &[]);
     s.scenario(&Scenario {
         send_messages: false,
         ..Scenario::default()
@@ -550,7 +675,6 @@ fn launch_failure_reports_the_system_error() {
     let s = setup(
         "nofile",
         MembershipSource::NoGroups,
-        Revision::V27,
         &[("exe_path", r"C:\nowhere\openvpn.exe")],
     );
     let (_c, reply) = s.start("--config a.ovpn", "");
@@ -571,7 +695,7 @@ fn launch_failure_reports_the_system_error() {
 /// Stopping the service ends a running session: openvpn gets its 2 s grace, then is killed.
 #[test]
 fn service_stop_ends_sessions() {
-    let s = setup("stop", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("stop", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         send_messages: false,
         linger_ms: 60_000,
@@ -596,7 +720,7 @@ fn context(instance: &Instance) -> (Context<FakeFactory>, WorkDir) {
     let ctx = Context::new(
         instance.clone(),
         harness::settings(instance, &pairs),
-        Codec::new(Arch::NATIVE, Revision::V27),
+        Arch::NATIVE,
         MembershipSource::NoGroups,
         FakeFactory::default(),
     )
@@ -698,7 +822,7 @@ fn cve_2024_4877_pre_created_pipe_name_stops_the_service() {
 fn cve_2024_4877_other_user_cannot_create_an_instance() {
     // Run as a non-SYSTEM user while the service runs: CreateNamedPipe on its name must fail
     // with ERROR_ACCESS_DENIED because Everyone is denied FILE_CREATE_PIPE_INSTANCE.
-    let s = setup("squat2", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("squat2", MembershipSource::NoGroups, &[]);
     let sd = openvpnserv::windows::sys::security::SecurityDescriptor::from_sddl("D:(A;;GA;;;WD)")
         .unwrap();
     let err = openvpnserv::windows::sys::kernel::Pipe::create(
@@ -713,7 +837,7 @@ fn cve_2024_4877_other_user_cannot_create_an_instance() {
 #[test]
 #[ignore = "Wine has no SMB loopback; PIPE_REJECT_REMOTE_CLIENTS can only be seen on Windows"]
 fn cve_2024_24974_remote_client_is_rejected() {
-    let s = setup("remote", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("remote", MembershipSource::NoGroups, &[]);
     let remote = s.service.pipe_path.replace(r"\\.\", r"\\127.0.0.1\");
     assert!(Client::connect(&remote).is_err());
 }
@@ -722,7 +846,7 @@ fn cve_2024_24974_remote_client_is_rejected() {
 #[test]
 #[ignore = "needs a non-administrator Windows account; Wine runs everything as one administrator"]
 fn non_administrator_token_is_refused() {
-    let s = setup("nonadmin", MembershipSource::Token, Revision::V27, &[]);
+    let s = setup("nonadmin", MembershipSource::Token, &[]);
     let (_c, reply) = s.start("--config a.ovpn --plugin x.dll", "");
     assert!(
         matches!(
@@ -740,7 +864,7 @@ fn non_administrator_token_is_refused() {
 #[test]
 #[ignore = "needs the NT SERVICE\\OpenVPNService virtual account, which Wine cannot create"]
 fn openvpnserv2_service_account_is_authorized() {
-    let s = setup("svcacct", MembershipSource::NoGroups, Revision::V27, &[]);
+    let s = setup("svcacct", MembershipSource::NoGroups, &[]);
     s.scenario(&Scenario {
         send_messages: false,
         ..Scenario::default()

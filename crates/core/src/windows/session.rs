@@ -554,6 +554,8 @@ impl<N: WinNet> WinSession<N> {
         if index == 0 {
             return Err(ERROR_MESSAGE_DATA);
         }
+        // Upstream writes the index as a C int: the invalid index is `-1`.
+        let index = index as i32;
         let exe = format!(r"{}\netsh.exe", self.net.system_dir());
         if addr_len > 0 || !add {
             let cmd = format!("netsh interface ip delete wins {index}  all");
@@ -574,7 +576,7 @@ impl<N: WinNet> WinSession<N> {
             // Further servers are best effort, as upstream.
             let _ = self.net.run_helper(&exe, &cmd, NETSH_TIMEOUT);
         }
-        self.undo.wins.push(index);
+        self.undo.wins.push(index as u32);
         Ok(())
     }
 
@@ -610,7 +612,7 @@ impl<N: WinNet> WinSession<N> {
                 }
                 UndoStep::Wins(index) => {
                     let exe = format!(r"{}\netsh.exe", self.net.system_dir());
-                    let cmd = format!("netsh interface ip delete wins {index}  all");
+                    let cmd = format!("netsh interface ip delete wins {}  all", index as i32);
                     let _ = self.net.run_helper(&exe, &cmd, NETSH_TIMEOUT);
                 }
             }

@@ -75,6 +75,15 @@ pub fn create_channel(name: &str) -> Result<(Pipe, OwnedHandle), Win32Error> {
 /// Starts openvpn (spec §4.1 steps 5–13). Call while impersonating the client; `token` is its
 /// impersonation token.
 pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32Error> {
+    launch_marked(token, req, &mut |_| {})
+}
+
+/// [`launch`], calling `mark` after each of its steps (the session times them).
+pub fn launch_marked(
+    token: &Token,
+    req: &LaunchRequest<'_>,
+    mark: &mut dyn FnMut(&'static str),
+) -> Result<Launched, Win32Error> {
     let process_sd = SecurityDescriptor::from_sddl(&sddl::object_sddl(
         req.service_sid,
         req.user_sid,
@@ -85,7 +94,9 @@ pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32E
         req.user_sid,
         sddl::USER_THREAD_RIGHTS,
     ))?;
+    mark("launch_descriptors");
     let primary = token.duplicate_primary()?;
+    mark("launch_primary_token");
     let nul = open_inheritable(
         "NUL",
         GENERIC_WRITE,
@@ -94,7 +105,9 @@ pub fn launch(token: &Token, req: &LaunchRequest<'_>) -> Result<Launched, Win32E
     )?;
     let size = u32::try_from(req.stdin_len + 4096).unwrap_or(u32::MAX);
     let (stdin_read, stdin_write) = stdin_pipe(size)?;
+    mark("launch_nul_stdin");
     let (channel, channel_client) = create_channel(&req.channel_name)?;
+    mark("launch_channel");
     // openvpn takes the handle's value in decimal.
     let cmdline = format!(
         "openvpn {} --msg-channel {}",

@@ -33,7 +33,7 @@ pub mod version;
 use std::process::ExitCode;
 
 use openvpnserv_core::windows::session::startup_cleanup;
-use openvpnserv_proto::channel::{Arch, Codec};
+use openvpnserv_proto::channel::Arch;
 use openvpnserv_settings::registry::RegistryError;
 use openvpnserv_settings::{Instance, Settings};
 use tracing::{error, info};
@@ -86,19 +86,26 @@ impl StartError {
 }
 
 /// Start-up: clean-up, settings, the first pipe instance.
-fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError> {
+fn start(
+    instance: &Instance,
+    membership: MembershipSource,
+) -> Result<Server<net::RealNetFactory>, StartError> {
     startup_cleanup(&mut net::RealNet);
     let settings = load_settings(instance)?;
-    let (revision, why) = version::revision(settings.msg_protocol, &settings.exe_path);
-    info!("channel numbering {revision:?}: {why}");
     let ctx = Context::new(
         instance.clone(),
         settings,
-        Codec::new(Arch::NATIVE, revision),
-        MembershipSource::Token,
+        Arch::NATIVE,
+        membership,
         net::RealNetFactory,
     )
     .map_err(StartError::Context)?;
+    // Each session decides again from the openvpn.exe it starts; this logs the first view.
+    let (revision, why) = ctx.numbering.for_session();
+    info!(
+        "channel numbering {revision:?}: {}",
+        why.unwrap_or_default()
+    );
     Server::bind(ctx).map_err(|source| StartError::Pipe {
         path: instance.pipe_path(),
         source,
@@ -107,9 +114,14 @@ fn start(instance: &Instance) -> Result<Server<net::RealNetFactory>, StartError>
 
 /// Runs the service for `instance` until `stop` is set: start-up clean-up, settings, the
 /// first pipe instance, then `running()` and the accept loop. Returns the Win32 exit code.
-pub fn run_service(instance: &Instance, stop: &Event, running: impl FnOnce()) -> u32 {
+pub fn run_service(
+    instance: &Instance,
+    membership: MembershipSource,
+    stop: &Event,
+    running: impl FnOnce(),
+) -> u32 {
     eventlog::init(&instance.event_source());
-    let server = match start(instance) {
+    let server = match start(instance, membership) {
         Ok(s) => s,
         Err(e) => {
             error!("{e}");

@@ -15,7 +15,8 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_dispatcher;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
-use super::sys::kernel::Event;
+use super::server::MembershipSource;
+use super::sys::kernel::{system_text, Event};
 
 /// The instance the dispatcher's callback serves (set once before dispatching).
 static INSTANCE: OnceLock<Instance> = OnceLock::new();
@@ -71,76 +72,122 @@ pub fn install(instance: &Instance) -> ExitCode {
     })();
     match result {
         Ok(()) => {
-            println!("{} installed.", instance.display_name());
+            say(&format!("{} installed.\n", instance.display_name()));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("CreateService failed - {}", error_text(&e));
+            say(&format!("CreateService failed - {}\n", error_text(&e)));
             ExitCode::from(1)
         }
     }
 }
 
+/// Writes console text as upstream's C runtime does: each `\n` becomes CRLF.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.replace('\n', "\r\n").as_bytes());
+    let _ = out.flush();
+}
+
+/// The text upstream prints after `<call> failed - `: the system's message for the code
+/// without its line end, then ` (0x<code>)`; empty when the system has no text.
 fn error_text(e: &windows_service::Error) -> String {
-    match e {
-        windows_service::Error::Winapi(io) => io.to_string(),
-        other => other.to_string(),
+    let code = match e {
+        windows_service::Error::Winapi(io) => io.raw_os_error(),
+        _ => None,
+    };
+    let Some(code) = code else {
+        return e.to_string();
+    };
+    let code = code as u32;
+    let text = system_text(code);
+    match text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+    {
+        Some(t) if !t.is_empty() => format!("{t} (0x{code:x})"),
+        _ => String::new(),
     }
 }
 
-/// `-remove`: stops the service (a dot a second while it stops), then deletes it.
+/// `-remove`: sends STOP; if the service took it, `Stopping <name>.` and a dot a second
+/// while it stops, then the outcome; then deletes it. Exit code = number of failures.
+/// The texts and line ends are upstream's (`OpenService failed - …` for a missing service).
 pub fn remove(instance: &Instance) -> ExitCode {
     let display = instance.display_name();
-    let result = (|| -> windows_service::Result<()> {
-        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
-        let service = manager.open_service(
-            instance.service_name(),
-            ServiceAccess::STOP | ServiceAccess::QUERY_STATUS | ServiceAccess::DELETE,
-        )?;
-        if service.query_status()?.current_state != ServiceState::Stopped {
-            println!("Stopping {display}.");
-            let _ = service.stop();
-            for _ in 0..30 {
-                if service.query_status()?.current_state != ServiceState::StopPending {
-                    break;
-                }
-                print!(".");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            if service.query_status()?.current_state == ServiceState::Stopped {
-                println!("\n{display} stopped.");
-            } else {
-                println!("\n{display} failed to stop.");
-            }
+    let manager = match ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("OpenSCManager failed - {}\n", error_text(&e)));
+            return ExitCode::from(1);
         }
-        service.delete()
-    })();
-    match result {
+    };
+    let service = match manager.open_service(
+        instance.service_name(),
+        ServiceAccess::STOP | ServiceAccess::QUERY_STATUS | ServiceAccess::DELETE,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("OpenService failed - {}\n", error_text(&e)));
+            return ExitCode::from(1);
+        }
+    };
+    if service.stop().is_ok() {
+        say(&format!("Stopping {display}."));
+        std::thread::sleep(Duration::from_secs(1));
+        let mut state = ServiceState::StopPending;
+        while let Ok(status) = service.query_status() {
+            state = status.current_state;
+            if state != ServiceState::StopPending {
+                break;
+            }
+            say(".");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if state == ServiceState::Stopped {
+            say(&format!("\n{display} stopped.\n"));
+        } else {
+            say(&format!("\n{display} failed to stop.\n"));
+        }
+    }
+    match service.delete() {
         Ok(()) => {
-            println!("{display} removed.");
+            say(&format!("{display} removed.\n"));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("DeleteService failed - {}", error_text(&e));
+            say(&format!("DeleteService failed - {}\n", error_text(&e)));
             ExitCode::from(1)
         }
     }
 }
 
-/// `-start`.
+/// `-start`, with upstream's texts.
 pub fn start(instance: &Instance) -> ExitCode {
-    let result = (|| -> windows_service::Result<()> {
-        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
-        let service = manager.open_service(instance.service_name(), ServiceAccess::START)?;
-        service.start::<&str>(&[])
-    })();
-    match result {
+    let manager = match ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("OpenSCManager failed - {}\n", error_text(&e)));
+            return ExitCode::from(1);
+        }
+    };
+    let service = match manager.open_service(instance.service_name(), ServiceAccess::START) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("OpenService failed - {}\n", error_text(&e)));
+            return ExitCode::from(1);
+        }
+    };
+    match service.start::<&str>(&[]) {
         Ok(()) => {
-            println!("Service Started");
+            say("Service Started\n");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("StartService failed - {}", error_text(&e));
+            say(&format!("StartService failed - {}\n", error_text(&e)));
             ExitCode::from(1)
         }
     }
@@ -148,15 +195,30 @@ pub fn start(instance: &Instance) -> ExitCode {
 
 windows_service::define_windows_service!(ffi_service_main, service_main);
 
+/// Where the dispatched service takes group membership from (set once before dispatching).
+static MEMBERSHIP: OnceLock<MembershipSource> = OnceLock::new();
+
 /// Hands the thread to the SCM. Fails when not started by the SCM (e.g. from a console).
 pub fn dispatch(instance: Instance) -> Result<(), windows_service::Error> {
+    dispatch_with(instance, MembershipSource::Token)
+}
+
+/// [`dispatch`] with another membership source: the test kit's service that finds no
+/// groups, for the compliance stage's ordinary-user cases under Wine (where everyone is an
+/// administrator). It can only take rights away.
+pub fn dispatch_with(
+    instance: Instance,
+    membership: MembershipSource,
+) -> Result<(), windows_service::Error> {
     let name = instance.service_name();
     let _ = INSTANCE.set(instance);
+    let _ = MEMBERSHIP.set(membership);
     service_dispatcher::start(name, ffi_service_main)
 }
 
 fn service_main(_arguments: Vec<OsString>) {
     let instance = INSTANCE.get().cloned().unwrap_or_default();
+    let membership = MEMBERSHIP.get().copied().unwrap_or(MembershipSource::Token);
     let Ok(stop) = Event::new() else { return };
     let Ok(stop_for_handler) = stop.try_clone() else {
         return;
@@ -191,7 +253,7 @@ fn service_main(_arguments: Vec<OsString>) {
         1,
         Duration::from_secs(3),
     );
-    let exit = super::run_service(&instance, &stop, || {
+    let exit = super::run_service(&instance, membership, &stop, || {
         report(
             ServiceState::Running,
             ServiceControlAccept::STOP,

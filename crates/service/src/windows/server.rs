@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use openvpnserv_core::limits::Limits;
 use openvpnserv_core::windows::net::WinNet;
 use openvpnserv_core::windows::sddl;
-use openvpnserv_proto::channel::Codec;
+use openvpnserv_proto::channel::Arch;
 use openvpnserv_proto::codes::ERROR_CANT_WAIT;
 use openvpnserv_settings::{Instance, Settings};
 use tracing::{error, info};
@@ -19,6 +19,7 @@ use super::sys::kernel::{Event, IoError, Pipe, PipeSpec};
 use super::sys::security::{SecurityDescriptor, Token};
 use super::sys::Win32Error;
 use super::token::administrators_group_name;
+use super::version::Numbering;
 
 /// Makes the network layer of each session.
 pub trait NetFactory: Send + Sync + 'static {
@@ -44,8 +45,10 @@ pub struct Context<F: NetFactory> {
     pub instance: Instance,
     /// Its settings.
     pub settings: Settings,
-    /// Channel layout and numbering.
-    pub codec: Codec,
+    /// Channel layout (the numbering is decided per session).
+    pub arch: Arch,
+    /// The channel numbering of each session (`msg_protocol`, or openvpn.exe's version).
+    pub numbering: Numbering,
     /// The local Administrators name, then `ovpn_admin_group`.
     pub admin_groups: Vec<String>,
     /// Group membership source.
@@ -66,7 +69,7 @@ impl<F: NetFactory> Context<F> {
     pub fn new(
         instance: Instance,
         settings: Settings,
-        codec: Codec,
+        arch: Arch,
         membership: MembershipSource,
         net: F,
     ) -> Result<Self, Win32Error> {
@@ -81,10 +84,12 @@ impl<F: NetFactory> Context<F> {
             settings.max_sessions as usize,
             settings.max_sessions_per_user as usize,
         );
+        let numbering = Numbering::new(settings.msg_protocol, &settings.exe_path);
         Ok(Self {
             instance,
             settings,
-            codec,
+            arch,
+            numbering,
             admin_groups,
             membership,
             service_sid,
@@ -143,6 +148,7 @@ impl<F: NetFactory> Server<F> {
                     break Err(Win32Error::new(e.code, "ConnectNamedPipe"));
                 }
             }
+            let accepted = std::time::Instant::now();
             // First the next listening instance, so a client always finds one.
             let next = match Pipe::create(
                 &self.ctx.instance.pipe_path(),
@@ -177,7 +183,7 @@ impl<F: NetFactory> Server<F> {
             };
             match std::thread::Builder::new()
                 .name("session".into())
-                .spawn(move || session::serve(&conn, &ctx, &stop))
+                .spawn(move || session::serve(&conn, &ctx, &stop, accepted))
             {
                 Ok(w) => workers.push(w),
                 Err(e) => error!("Insufficient resources to service new clients: {e}"),

@@ -1,14 +1,16 @@
 //! One client session (spec §2, §3, §4, §5, §6.3): startup message, decision, launch, the
 //! channel, and the end with its 2 s grace, undo and replies.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openvpnserv_core::limits;
 use openvpnserv_core::windows::session::{SessionConfig, WinSession};
 use openvpnserv_policy::path::windows::WindowsConfigCheck;
 use openvpnserv_policy::{decide_windows, Allowance, AuthSettings, Caller, Membership};
+use openvpnserv_proto::channel::Codec;
 use openvpnserv_proto::codes::{ERROR_OPENVPN_STARTUP, ERROR_STARTUP_DATA, ERROR_TOO_MANY_SESS};
 use openvpnserv_proto::startup::{self, MAX_BYTES};
 use openvpnserv_proto::{Reply, StartupMessage};
@@ -78,6 +80,39 @@ fn close(conn: &Pipe) {
     conn.disconnect();
 }
 
+/// The time from accept to each step of a session's start, logged (at debug level) with the
+/// PID reply: where connect → PID reply goes.
+struct Steps {
+    accepted: Instant,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    fn new(accepted: Instant) -> Self {
+        Self {
+            accepted,
+            marks: Vec::with_capacity(12),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        self.marks.push((step, self.accepted.elapsed()));
+    }
+
+    /// `step +Δms` for each step, Δ since the one before.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let mut last = Duration::ZERO;
+        for (step, at) in &self.marks {
+            let delta = at.saturating_sub(last);
+            last = *at;
+            let _ = write!(out, "{step} +{:.2}ms ", delta.as_secs_f64() * 1000.0);
+        }
+        let _ = write!(out, "= {:.2}ms", last.as_secs_f64() * 1000.0);
+        out
+    }
+}
+
 /// What the log says about a session: its number and the client's process id.
 #[derive(Debug, Clone, Copy)]
 struct Tag {
@@ -86,11 +121,14 @@ struct Tag {
 }
 
 /// Serves one connected client to the end.
-pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
+pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event, accepted: Instant) {
+    let mut steps = Steps::new(accepted);
+    steps.mark("thread");
     let tag = Tag {
         session: ctx.next_session_id(),
         client_pid: conn.client_pid().unwrap_or(0),
     };
+    steps.mark("client_pid");
     let mut msg = match read_startup(conn, stop, tag) {
         Ok(m) => m,
         Err(Some(f)) => {
@@ -103,7 +141,8 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
             return;
         }
     };
-    let (launched, slot) = match start(conn, ctx, &msg, tag) {
+    steps.mark("startup_message");
+    let (launched, slot) = match start(conn, ctx, &msg, tag, &mut steps) {
         Ok(x) => x,
         Err(f) => {
             error!(session = tag.session, client_pid = tag.client_pid, "{f}");
@@ -114,11 +153,28 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
     };
     let user = slot.name.clone();
     let pid = launched.process.pid();
-    debug!(session = tag.session, user = %user, openvpn_pid = pid, "openvpn started");
     send(conn, &Reply::Pid(pid).encode(), stop);
+    steps.mark("pid_reply");
+    debug!(
+        session = tag.session,
+        user = %user,
+        openvpn_pid = pid,
+        "openvpn started; from accept: {}",
+        steps.text()
+    );
     write_stdin(&launched.stdin, &msg.stdin);
     // The third string is usually the management password.
     msg.stdin.zeroize();
+    // Only the channel needs the numbering: decided after the PID reply (a stat of the
+    // file that was just started), off the client's wait.
+    let (revision, why) = ctx.numbering.for_session();
+    if let Some(why) = why {
+        info!(
+            session = tag.session,
+            "channel numbering {revision:?}: {why}"
+        );
+    }
+    let codec = Codec::new(ctx.arch, revision);
     let Launched {
         process,
         stdin,
@@ -132,7 +188,7 @@ pub fn serve<F: NetFactory>(conn: &Pipe, ctx: &Context<F>, stop: &Event) {
         },
     );
     session.set_pid(pid);
-    serve_channel(&channel, &mut session, ctx, stop, tag);
+    serve_channel(&channel, &mut session, codec, stop, tag);
     drop(channel);
     if let Some(code) = end_process(&process) {
         let text = format!("OpenVPN exited with error: exit code = {code}");
@@ -179,6 +235,16 @@ fn read_startup(conn: &Pipe, stop: &Event, tag: Tag) -> Result<StartupMessage, O
             }))
         }
     };
+    if n == 0 {
+        // Upstream 2.7 peeks for data and takes "nothing" for the timeout, also when a
+        // 0-byte message completed the peek at once: same label, without the wait.
+        error!(
+            session = tag.session,
+            client_pid = tag.client_pid,
+            "Timeout waiting for startup data (a 0-byte message)"
+        );
+        return Err(Some(startup_error(startup::TIMEOUT_LABEL)));
+    }
     let decoded = StartupMessage::decode(&buf[..n]);
     // The raw bytes hold the management password too.
     buf.zeroize();
@@ -202,15 +268,18 @@ fn start<F: NetFactory>(
     ctx: &Context<F>,
     msg: &StartupMessage,
     tag: Tag,
+    steps: &mut Steps,
 ) -> Result<(Launched, Slot), Failure> {
     let imp = Impersonation::start(conn)?;
     let token = Token::thread()?;
     let token_user = token.user("GetTokenInformation (impersonation token)")?;
     let user_sid = token_user.sid.clone();
+    steps.mark("token");
     let (user, domain) = token_user.account().unwrap_or_else(|e| {
         error!(session = tag.session, client_pid = tag.client_pid, "{e}");
         (String::new(), String::new())
     });
+    steps.mark("account_name");
     let caller = Caller {
         user: user.clone(),
         domain: domain.clone(),
@@ -245,6 +314,7 @@ fn start<F: NetFactory>(
             &auth,
         ),
     };
+    steps.mark("decision");
     match decision {
         Ok(Allowance::Validated) => {}
         Ok(Allowance::Authorized(by, refusal)) => info!(
@@ -268,10 +338,12 @@ fn start<F: NetFactory>(
             ),
         });
     };
+    steps.mark("slot");
     let channel_name = ctx
         .instance
         .session_pipe_path(launch::thread_id(), &launch::new_uuid());
-    let launched = launch::launch(
+    steps.mark("uuid");
+    let launched = launch::launch_marked(
         &token,
         &LaunchRequest {
             exe_path: &ctx.settings.exe_path,
@@ -283,11 +355,14 @@ fn start<F: NetFactory>(
             user_sid: &user_sid,
             stdin_len: msg.stdin.len(),
         },
+        &mut |step| steps.mark(step),
     )?;
+    steps.mark("launch");
     if let Err(e) = imp.revert() {
         launched.process.terminate(1);
         return Err(e.into());
     }
+    steps.mark("revert");
     Ok((launched, slot))
 }
 
@@ -302,14 +377,13 @@ fn write_stdin(mut stdin: &File, text: &str) {
 
 /// Serves channel requests until the channel ends, the service stops, or a request is too
 /// large (CVE-2024-27459: no ack, the channel is dropped).
-fn serve_channel<F: NetFactory>(
+fn serve_channel<N: openvpnserv_core::windows::net::WinNet>(
     channel: &Pipe,
-    session: &mut WinSession<F::Net>,
-    ctx: &Context<F>,
+    session: &mut WinSession<N>,
+    codec: Codec,
     stop: &Event,
     tag: Tag,
 ) {
-    let codec = ctx.codec;
     let mut buf = vec![0u8; codec.max_request_size() + 1];
     loop {
         let n = match channel.read(&mut buf, Some(stop), None) {

@@ -170,7 +170,7 @@ mod fake {
         let codec = Codec::new(Arch::NATIVE, s.revision);
         if s.send_messages {
             for step in scenario::messages(s.revision) {
-                if s.skip_deletes && step.name.starts_with("del_") {
+                if !s.sends(&step.name) {
                     continue;
                 }
                 if !write(h, &step.bytes) {

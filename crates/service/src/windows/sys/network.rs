@@ -15,11 +15,8 @@ use windows_sys::core::GUID;
 use windows_sys::Win32::Foundation::{FWP_E_ALREADY_EXISTS, HANDLE};
 use windows_sys::Win32::NetworkManagement::IpHelper::{
     ConvertInterfaceAliasToLuid, ConvertInterfaceIndexToLuid, ConvertInterfaceLuidToGuid,
-    CreateIpForwardEntry2, CreateUnicastIpAddressEntry, DeleteIpForwardEntry2,
-    DeleteUnicastIpAddressEntry, FlushIpNetTable, FlushIpNetTable2, GetAdaptersAddresses,
-    GetIpInterfaceEntry, InitializeIpInterfaceEntry, InitializeUnicastIpAddressEntry,
-    SetIpInterfaceEntry, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_MULTICAST, IP_ADAPTER_ADDRESSES_LH,
-    MIB_IPFORWARD_ROW2, MIB_IPINTERFACE_ROW, MIB_UNICASTIPADDRESS_ROW,
+    FlushIpNetTable, GetAdaptersAddresses, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_MULTICAST,
+    IP_ADAPTER_ADDRESSES_LH, MIB_IPFORWARD_ROW2, MIB_IPINTERFACE_ROW, MIB_UNICASTIPADDRESS_ROW,
 };
 use windows_sys::Win32::NetworkManagement::Ndis::{IfOperStatusUp, NET_LUID_LH};
 use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::{
@@ -33,7 +30,9 @@ use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::{
     FWP_MATCH_FLAGS_NONE_SET, FWP_UINT16, FWP_UINT32, FWP_UINT64, FWP_UINT8, FWP_VALUE0,
 };
 use windows_sys::Win32::Networking::WinSock::{AF_UNSPEC, MIB_IPPROTO_NETMGMT, SOCKADDR_INET};
-use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+use windows_sys::Win32::System::LibraryLoader::{
+    GetModuleHandleW, GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32,
+};
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_WINNT;
 use windows_sys::Win32::System::Services::{
     CloseServiceHandle, ControlService, OpenSCManagerW, OpenServiceW, SC_MANAGER_CONNECT,
@@ -49,6 +48,104 @@ fn result<T>(rc: Code, value: T) -> Result<T, Code> {
     } else {
         Err(rc)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IP Helper functions resolved at run time
+
+/// What a request gets when the system lacks a function it needs (`ERROR_PROC_NOT_FOUND`).
+pub const PROC_NOT_FOUND: Code = 127;
+
+type RowFn<T> = unsafe extern "system" fn(*const T) -> u32;
+type RowMutFn<T> = unsafe extern "system" fn(*mut T) -> u32;
+type InitFn<T> = unsafe extern "system" fn(*mut T);
+
+/// The IP Helper functions a supported system may lack, looked up once with `GetProcAddress`
+/// instead of imported. Wine 8 has none of them, older Windows builds lack some; imported, a
+/// missing one stops the program from loading (Windows) or kills it at the first call (Wine),
+/// with every session. Looked up, it is one request answered [`PROC_NOT_FOUND`].
+struct IpHelper2 {
+    create_ip_forward_entry2: Option<RowFn<MIB_IPFORWARD_ROW2>>,
+    delete_ip_forward_entry2: Option<RowFn<MIB_IPFORWARD_ROW2>>,
+    create_unicast_ip_address_entry: Option<RowFn<MIB_UNICASTIPADDRESS_ROW>>,
+    delete_unicast_ip_address_entry: Option<RowFn<MIB_UNICASTIPADDRESS_ROW>>,
+    initialize_unicast_ip_address_entry: Option<InitFn<MIB_UNICASTIPADDRESS_ROW>>,
+    get_ip_interface_entry: Option<RowMutFn<MIB_IPINTERFACE_ROW>>,
+    set_ip_interface_entry: Option<RowMutFn<MIB_IPINTERFACE_ROW>>,
+    initialize_ip_interface_entry: Option<InitFn<MIB_IPINTERFACE_ROW>>,
+    flush_ip_net_table2: Option<unsafe extern "system" fn(u16, u32) -> u32>,
+}
+
+/// Looks `$name` up in `$module` as a function of type `$ty`.
+macro_rules! lookup {
+    ($module:expr, $name:literal, $ty:ty) => {{
+        // SAFETY: `$module` is a loaded module (or null, which GetProcAddress refuses); the
+        // name is NUL-terminated. The exported function has the documented signature `$ty`,
+        // so the transmute only restates its type.
+        unsafe {
+            GetProcAddress($module, concat!($name, "\0").as_ptr())
+                .map(|f| std::mem::transmute::<unsafe extern "system" fn() -> isize, $ty>(f))
+        }
+    }};
+}
+
+fn ip_helper2() -> &'static IpHelper2 {
+    static API: std::sync::OnceLock<IpHelper2> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        let name = wide("iphlpapi.dll");
+        // SAFETY: NUL-terminated name; the module stays loaded for the life of the process
+        // (never freed), so the pointers looked up below stay valid.
+        let m = unsafe { LoadLibraryExW(name.as_ptr(), ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32) };
+        let api = IpHelper2 {
+            create_ip_forward_entry2: lookup!(m, "CreateIpForwardEntry2", RowFn<MIB_IPFORWARD_ROW2>),
+            delete_ip_forward_entry2: lookup!(m, "DeleteIpForwardEntry2", RowFn<MIB_IPFORWARD_ROW2>),
+            create_unicast_ip_address_entry: lookup!(m, "CreateUnicastIpAddressEntry", RowFn<MIB_UNICASTIPADDRESS_ROW>),
+            delete_unicast_ip_address_entry: lookup!(m, "DeleteUnicastIpAddressEntry", RowFn<MIB_UNICASTIPADDRESS_ROW>),
+            initialize_unicast_ip_address_entry: lookup!(m, "InitializeUnicastIpAddressEntry", InitFn<MIB_UNICASTIPADDRESS_ROW>),
+            get_ip_interface_entry: lookup!(m, "GetIpInterfaceEntry", RowMutFn<MIB_IPINTERFACE_ROW>),
+            set_ip_interface_entry: lookup!(m, "SetIpInterfaceEntry", RowMutFn<MIB_IPINTERFACE_ROW>),
+            initialize_ip_interface_entry: lookup!(m, "InitializeIpInterfaceEntry", InitFn<MIB_IPINTERFACE_ROW>),
+            flush_ip_net_table2: lookup!(m, "FlushIpNetTable2", unsafe extern "system" fn(u16, u32) -> u32),
+        };
+        let missing: Vec<&str> = [
+            ("CreateIpForwardEntry2", api.create_ip_forward_entry2.is_none()),
+            ("DeleteIpForwardEntry2", api.delete_ip_forward_entry2.is_none()),
+            ("CreateUnicastIpAddressEntry", api.create_unicast_ip_address_entry.is_none()),
+            ("DeleteUnicastIpAddressEntry", api.delete_unicast_ip_address_entry.is_none()),
+            ("InitializeUnicastIpAddressEntry", api.initialize_unicast_ip_address_entry.is_none()),
+            ("GetIpInterfaceEntry", api.get_ip_interface_entry.is_none()),
+            ("SetIpInterfaceEntry", api.set_ip_interface_entry.is_none()),
+            ("InitializeIpInterfaceEntry", api.initialize_ip_interface_entry.is_none()),
+            ("FlushIpNetTable2", api.flush_ip_net_table2.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(n, gone)| gone.then_some(n))
+        .collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                "this system's iphlpapi.dll lacks {}; requests that need them are answered with error {PROC_NOT_FOUND}",
+                missing.join(", ")
+            );
+        }
+        api
+    })
+}
+
+/// Which of the looked-up IP Helper functions this system has, by name (for the tests).
+pub fn ip_helper_available(name: &str) -> Option<bool> {
+    let api = ip_helper2();
+    Some(match name {
+        "CreateIpForwardEntry2" => api.create_ip_forward_entry2.is_some(),
+        "DeleteIpForwardEntry2" => api.delete_ip_forward_entry2.is_some(),
+        "CreateUnicastIpAddressEntry" => api.create_unicast_ip_address_entry.is_some(),
+        "DeleteUnicastIpAddressEntry" => api.delete_unicast_ip_address_entry.is_some(),
+        "InitializeUnicastIpAddressEntry" => api.initialize_unicast_ip_address_entry.is_some(),
+        "GetIpInterfaceEntry" => api.get_ip_interface_entry.is_some(),
+        "SetIpInterfaceEntry" => api.set_ip_interface_entry.is_some(),
+        "InitializeIpInterfaceEntry" => api.initialize_ip_interface_entry.is_some(),
+        "FlushIpNetTable2" => api.flush_ip_net_table2.is_some(),
+        _ => return None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,14 +192,21 @@ pub struct InterfaceRow(MIB_IPINTERFACE_ROW);
 impl InterfaceRow {
     /// `GetIpInterfaceEntry` of interface `index` and `family`.
     pub fn get(index: u32, family: i16) -> Result<Self, Code> {
+        let api = ip_helper2();
+        let (Some(init), Some(get)) = (
+            api.initialize_ip_interface_entry,
+            api.get_ip_interface_entry,
+        ) else {
+            return Err(PROC_NOT_FOUND);
+        };
         // SAFETY: plain data, initialized by the API below.
         let mut row: MIB_IPINTERFACE_ROW = unsafe { std::mem::zeroed() };
         // SAFETY: valid out pointer.
-        unsafe { InitializeIpInterfaceEntry(&raw mut row) };
+        unsafe { init(&raw mut row) };
         row.Family = family as u16;
         row.InterfaceIndex = index;
         // SAFETY: valid in/out row.
-        let rc = unsafe { GetIpInterfaceEntry(&raw mut row) };
+        let rc = unsafe { get(&raw mut row) };
         result(rc, Self(row))
     }
 
@@ -132,8 +236,11 @@ impl InterfaceRow {
             // Required for IPv4 rows, as upstream does.
             self.0.SitePrefixLength = 0;
         }
+        let Some(set) = ip_helper2().set_ip_interface_entry else {
+            return PROC_NOT_FOUND;
+        };
         // SAFETY: a valid row read by GetIpInterfaceEntry.
-        unsafe { SetIpInterfaceEntry(&raw mut self.0) }
+        unsafe { set(&raw mut self.0) }
     }
 }
 
@@ -143,8 +250,11 @@ pub fn flush_neighbors(family: i16, index: u32) -> Code {
         // SAFETY: no pointers.
         unsafe { FlushIpNetTable(index) }
     } else {
+        let Some(flush) = ip_helper2().flush_ip_net_table2 else {
+            return PROC_NOT_FOUND;
+        };
         // SAFETY: no pointers.
-        unsafe { FlushIpNetTable2(family as u16, index) }
+        unsafe { flush(family as u16, index) }
     }
 }
 
@@ -166,18 +276,21 @@ fn sockaddr(family: i16, addr: &InetAddr) -> SOCKADDR_INET {
     sa
 }
 
-fn unicast_row(row: &AddressRow) -> MIB_UNICASTIPADDRESS_ROW {
+fn unicast_row(row: &AddressRow) -> Result<MIB_UNICASTIPADDRESS_ROW, Code> {
+    let init = ip_helper2()
+        .initialize_unicast_ip_address_entry
+        .ok_or(PROC_NOT_FOUND)?;
     // SAFETY: plain data, initialized by the API.
     let mut r: MIB_UNICASTIPADDRESS_ROW = unsafe { std::mem::zeroed() };
     // SAFETY: valid out pointer.
-    unsafe { InitializeUnicastIpAddressEntry(&raw mut r) };
+    unsafe { init(&raw mut r) };
     r.Address = sockaddr(row.family, &row.address);
     r.OnLinkPrefixLength = row.prefix_len;
     match row.iface {
         IfRef::Index(i) => r.InterfaceIndex = i,
         IfRef::Luid(l) => r.InterfaceLuid = luid(l),
     }
-    r
+    Ok(r)
 }
 
 fn forward_row(row: &RouteRow) -> MIB_IPFORWARD_ROW2 {
@@ -197,32 +310,39 @@ fn forward_row(row: &RouteRow) -> MIB_IPFORWARD_ROW2 {
     r
 }
 
+/// Calls `f` (looked up at run time) with `row`; [`PROC_NOT_FOUND`] when the system lacks it.
+fn call_row<T>(f: Option<RowFn<T>>, row: &T) -> Code {
+    match f {
+        // SAFETY: a fully initialized row of the type the function takes.
+        Some(f) => unsafe { f(row) },
+        None => PROC_NOT_FOUND,
+    }
+}
+
 /// `CreateUnicastIpAddressEntry`.
 pub fn add_address(row: &AddressRow) -> Code {
-    let r = unicast_row(row);
-    // SAFETY: a fully initialized row.
-    unsafe { CreateUnicastIpAddressEntry(&raw const r) }
+    unicast_row(row).map_or_else(
+        |e| e,
+        |r| call_row(ip_helper2().create_unicast_ip_address_entry, &r),
+    )
 }
 
 /// `DeleteUnicastIpAddressEntry`.
 pub fn del_address(row: &AddressRow) -> Code {
-    let r = unicast_row(row);
-    // SAFETY: a fully initialized row.
-    unsafe { DeleteUnicastIpAddressEntry(&raw const r) }
+    unicast_row(row).map_or_else(
+        |e| e,
+        |r| call_row(ip_helper2().delete_unicast_ip_address_entry, &r),
+    )
 }
 
 /// `CreateIpForwardEntry2`.
 pub fn add_route(row: &RouteRow) -> Code {
-    let r = forward_row(row);
-    // SAFETY: a fully initialized row.
-    unsafe { CreateIpForwardEntry2(&raw const r) }
+    call_row(ip_helper2().create_ip_forward_entry2, &forward_row(row))
 }
 
 /// `DeleteIpForwardEntry2`.
 pub fn del_route(row: &RouteRow) -> Code {
-    let r = forward_row(row);
-    // SAFETY: a fully initialized row.
-    unsafe { DeleteIpForwardEntry2(&raw const r) }
+    call_row(ip_helper2().delete_ip_forward_entry2, &forward_row(row))
 }
 
 // ---------------------------------------------------------------------------------------------
