@@ -35,16 +35,30 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The output a child wrote before it ended without the line a benchmark waited for.
+#[derive(Debug)]
+struct EndedFirst(String);
+
+impl std::fmt::Display for EndedFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Reads `child`'s stdout until a line contains `needle`; the time since `start` and the
 /// lines before it, or the text seen when the output ended first.
-fn time_until(child: &mut Child, needle: &str, start: Instant) -> Result<(f64, String), String> {
+fn time_until(
+    child: &mut Child,
+    needle: &str,
+    start: Instant,
+) -> Result<(f64, String), EndedFirst> {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut reader = BufReader::new(stdout);
     let mut seen = String::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return Err(seen),
+            Ok(0) | Err(_) => return Err(EndedFirst(seen)),
             Ok(_) => {}
         }
         if line.contains(needle) {
