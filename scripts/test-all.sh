@@ -17,7 +17,7 @@ started=$(date +%s)
 # A one-off build gains nothing from incremental caches; they only cost disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-stage() { printf '\n======== %s ========\n' "$*"; }
+stage() { printf '\n======== %s (at %d s) ========\n' "$*" "$(( $(date +%s) - started ))"; }
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 
 # A whole run's builds (target/ and fuzz/target/) take about 4.3 GB (measured on a clean
