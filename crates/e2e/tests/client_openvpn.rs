@@ -3,11 +3,14 @@
 //! its network changes; a real openvpn server in the server namespace pushes addresses and
 //! routes (the harness of `openvpnserv_e2e::vpn`, shared with the network-layer tests).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::json_lines;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use openvpnserv_e2e::fixture::{alive, eventually};
@@ -194,19 +197,7 @@ fn connect_then_ctrl_c(lab: &Lab, extra: &[&str]) -> (Output, String) {
 
 /// Every line, checked against the shipped schema.
 fn json_events(text: &str) -> Vec<Value> {
-    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    text.lines()
-        .map(|line| {
-            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            let errors: Vec<String> = validator
-                .iter_errors(&value)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{line}: {errors:?}");
-            value
-        })
-        .collect()
+    json_lines(SCHEMA, text)
 }
 
 fn states(events: &[Value]) -> Vec<&str> {

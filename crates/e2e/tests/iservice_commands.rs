@@ -5,10 +5,13 @@
 //! of, read the log of, stop nor restart the first user's connection; a member of the admin
 //! group can list and stop it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::json_lines;
 use openvpnserv_e2e::fixture::{alive, eventually};
 use openvpnserv_e2e::openvpn::Pushes;
 use openvpnserv_e2e::service::binary;
@@ -116,20 +119,7 @@ fn text(out: &Output) -> String {
 
 /// Every line of stdout as JSON, checked against `schema`.
 fn lines(schema: &str, stdout: &[u8]) -> Vec<Value> {
-    let schema: Value = serde_json::from_str(schema).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|line| {
-            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            let errors: Vec<String> = validator
-                .iter_errors(&value)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{line}: {errors:?}");
-            value
-        })
-        .collect()
+    json_lines(schema, &String::from_utf8_lossy(stdout))
 }
 
 fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
